@@ -1,0 +1,1 @@
+"""Test support: isolated real infrastructure (free ports, own databases, own broker)."""
