@@ -1,0 +1,1 @@
+"""Channel connectors: each implements the MessageConnector gRPC service for one platform."""
