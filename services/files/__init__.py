@@ -1,0 +1,1 @@
+"""FileService: presigned multipart uploads to S3, processing state, download URLs."""

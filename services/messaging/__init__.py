@@ -1,0 +1,1 @@
+"""MessageService: ingest (durable in Kafka before acknowledging), history, event streams, dead letters."""

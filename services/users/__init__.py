@@ -1,0 +1,1 @@
+"""UserService: users, their external identities across platforms, resolution and merges."""
