@@ -83,7 +83,8 @@ class Runtime:
         return pool
 
     async def redis(self):
-        return await self.own(await redis_client.open_redis(self.settings.redis_url), lambda r: r.aclose())
+        client = await redis_client.open_redis(self.settings.redis_url, self.settings.service_name)
+        return await self.own(client, lambda r: r.aclose())
 
     async def kafka_producer(self, **overrides):
         return await self.own(await kafka.open_producer(self.settings, **overrides), lambda p: p.stop())
