@@ -58,3 +58,24 @@ def buf() -> Path:
 
 def k6() -> Path:
     return _on_path("k6")
+
+
+def postgres_tool(name: str) -> Path:
+    """initdb, pg_ctl...: Debian keeps them off PATH, in /usr/lib/postgresql/<major>/bin."""
+    found = shutil.which(name)
+    if found:
+        return Path(found).resolve()
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
+        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0,
+    )
+    if not versions:
+        raise FileNotFoundError(f"{name} not found: run scripts/bootstrap (installs Debian's postgresql)")
+    return versions[-1]
+
+
+def redis_server() -> Path:
+    found = shutil.which("redis-server")
+    if found is None:
+        raise FileNotFoundError("redis-server not found: run scripts/bootstrap (installs Debian's redis-server)")
+    return Path(found)

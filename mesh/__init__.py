@@ -1,0 +1,1 @@
+"""The service mesh edge: Envoy configuration built from the platform's settings."""

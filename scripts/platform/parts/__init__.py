@@ -1,0 +1,1 @@
+"""One module per part of the local platform, in start order: postgres, redis, seaweedfs, kafka, envoy, apps."""

@@ -1,0 +1,335 @@
+"""The local platform end to end: the real `scripts/platformctl` commands, on free ports and in a
+temporary var/ directory, so it never touches a developer's running platform.
+
+The machine's PostgreSQL and Redis are reused as `up` would reuse them; the test writes only to
+its own database (created by `up`, dropped here) and never to Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import tomllib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mesh.envoy_config import services_in
+from scripts.platform import binaries
+from scripts.platform import config as platform_config
+
+ROOT = Path(__file__).resolve().parents[2]
+CTL = ROOT / "scripts" / "platformctl"
+TEST_TOPIC = "platform-test.v1"  # not a topic the services consume: they never see our record
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:  # all bound at once, so the ports differ from each other
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def toml_dumps(table: dict[str, Any], prefix: tuple[str, ...] = ()) -> str:
+    """Enough TOML for local.toml: scalars, lists of scalars and nested tables."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(value(item) for item in v) + "]"
+        raise TypeError(f"cannot write {v!r} as TOML")
+
+    lines = [f"{json.dumps(k)} = {value(v)}" for k, v in table.items() if not isinstance(v, dict)]
+    out = ("[" + ".".join(json.dumps(p) for p in prefix) + "]\n" if prefix and lines else "") + "".join(
+        line + "\n" for line in lines
+    )
+    for key, sub in table.items():
+        if isinstance(sub, dict):
+            out += "\n" + toml_dumps(sub, (*prefix, key))
+    return out
+
+
+def with_free_ports(raw: dict[str, Any]) -> dict[str, Any]:
+    """Every port we start something on gets a free one; `shared_port`s stay (machine servers)."""
+    slots: list[tuple[dict[str, Any], str]] = []
+
+    def walk(table: dict[str, Any]) -> None:
+        for key, item in table.items():
+            if isinstance(item, dict):
+                walk(item)
+            elif key.endswith("port") and key != "shared_port" and isinstance(item, int):
+                slots.append((table, key))
+
+    walk(raw)
+    for (table, key), port in zip(slots, free_ports(len(slots))):
+        table[key] = port
+    return raw
+
+
+@dataclass
+class Platform:
+    config_path: Path
+    var: Path
+    raw: dict[str, Any]
+    env: dict[str, str]
+
+    def run(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(CTL), *args], env=self.env, cwd=ROOT, capture_output=True,
+                              text=True, timeout=timeout, check=False)
+
+    def check(self, *args: str, timeout: float = 180) -> str:
+        done = self.run(*args, timeout=timeout)
+        assert done.returncode == 0, f"platformctl {' '.join(args)} -> {done.returncode}\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    def pids(self) -> dict[str, int]:
+        return {path.stem: json.loads(path.read_text())["pid"] for path in (self.var / "run").glob("*.pid")}
+
+    def state(self, name: str) -> dict[str, Any]:
+        path = self.var / "run" / f"{name}.state.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    @property
+    def host(self) -> str:
+        return self.raw["platform"]["host"]
+
+    def postgres_dsn(self, database: str) -> str:
+        port = self.state("postgres").get("port", self.raw["postgres"]["port"])
+        return f"postgresql://postgres@{self.host}:{port}/{database}"
+
+    def s3(self):  # noqa: ANN201
+        import boto3
+
+        section = self.raw["seaweedfs"]
+        return boto3.client("s3", endpoint_url=f"http://{self.host}:{section['s3_port']}",
+                            aws_access_key_id=section["access_key"], aws_secret_access_key=section["secret_key"],
+                            region_name=section["region"])
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.host}:{self.raw['kafka']['port']}"
+
+
+def alive(pid: int) -> bool:
+    """A zombie counts as gone: its parent (init here) may simply not have reaped it yet."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+@pytest.fixture(scope="module")
+def platform() -> Iterator[Platform]:
+    raw = with_free_ports(tomllib.loads(platform_config.DEFAULT_CONFIG.read_text()))
+    database = f"c4a_platform_test_{uuid.uuid4().hex[:10]}"
+    raw["postgres"]["database"] = database
+    raw["kafka"]["topics"][TEST_TOPIC] = 1
+    raw["envoy"]["access_log"] = False
+    # Not under pytest's 0700 tmp folders: should the platform initdb its own cluster, the
+    # postgres user must be able to reach var/data/postgres.
+    work = Path(tempfile.mkdtemp(prefix="c4a-platform-"))
+    work.chmod(0o755)
+    config_path = work / "local.toml"
+    config_path.write_text(toml_dumps(raw))
+    env = {**os.environ, platform_config.CONFIG_ENV: str(config_path), platform_config.VAR_ENV: str(work / "var")}
+    handle = Platform(config_path, work / "var", raw, env)
+    try:
+        yield handle
+    finally:
+        try:
+            handle.run("stop", timeout=180)
+        finally:
+            for pid in handle.pids().values():  # a safety net: nothing of ours may outlive the test
+                if alive(pid):
+                    try:
+                        os.killpg(pid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        os.kill(pid, signal.SIGKILL)
+            drop_from_shared_server(raw, database)
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def drop_from_shared_server(raw: dict[str, Any], database: str) -> None:
+    """Our database, if `up` made it on the machine's server (the name is ours alone)."""
+    import psycopg
+    from psycopg import sql
+
+    dsn = f"postgresql://postgres@{raw['platform']['host']}:{raw['postgres']['shared_port']}/postgres"
+    try:
+        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError:
+        return  # no shared server: the platform ran its own cluster, removed with var/
+    with conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(database)))
+
+
+def produce(bootstrap: str, value: bytes) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False)
+        await producer.start()
+        try:
+            await producer.send_and_wait(TEST_TOPIC, value, partition=0)
+        finally:
+            await producer.stop()
+
+    asyncio.run(asyncio.wait_for(send(), 30))
+
+
+def consume_all(bootstrap: str, timeout: float = 30) -> list[bytes]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    async def read() -> list[bytes]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100)
+        await consumer.start()
+        try:
+            partition = TopicPartition(TEST_TOPIC, 0)
+            consumer.assign([partition])
+            await consumer.seek_to_beginning(partition)
+            batches = await consumer.getmany(partition, timeout_ms=5000)
+            return [record.value for record in batches.get(partition, [])]
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(asyncio.wait_for(read(), timeout))
+
+
+def reached_upstream(target: str, method: str) -> bool:
+    """Whether Envoy passed a native gRPC call on to a service, whatever the service answered:
+    Envoy marks proxied responses with x-envoy-upstream-service-time."""
+    import grpc
+
+    with grpc.insecure_channel(target) as channel:
+        call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+        try:
+            _, outcome = call.with_call(b"", timeout=10)
+            metadata = list(outcome.initial_metadata() or ()) + list(outcome.trailing_metadata() or ())
+        except grpc.RpcError as exc:
+            metadata = list(exc.initial_metadata() or ()) + list(exc.trailing_metadata() or ())
+    return any(key == "x-envoy-upstream-service-time" for key, _ in metadata)
+
+
+def first_method(descriptor: Path, service: str) -> str:
+    from google.protobuf import descriptor_pb2
+
+    for file in descriptor_pb2.FileDescriptorSet.FromString(descriptor.read_bytes()).file:
+        for svc in file.service:
+            if f"{file.package}.{svc.name}" == service:
+                return f"/{service}/{svc.method[0].name}"
+    raise LookupError(service)
+
+
+def written_apps(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    def exists(module: str) -> bool:
+        base = ROOT / Path(*module.split("."))
+        return (base / "__main__.py").exists() or base.with_suffix(".py").exists()
+
+    return {name: app for name, app in raw["apps"].items() if exists(app["module"])}
+
+
+def test_bootstrap_is_quick_when_everything_is_installed() -> None:
+    subprocess.run([str(ROOT / "scripts" / "bootstrap")], check=True, timeout=600, capture_output=True)
+    started = time.monotonic()
+    subprocess.run([str(ROOT / "scripts" / "bootstrap")], check=True, timeout=60, capture_output=True)
+    assert time.monotonic() - started < 5
+
+
+def test_envoy_config_validates(platform: Platform, tmp_path: Path) -> None:
+    from scripts.platform.parts.envoy import Envoy
+    from scripts.platform.stack import Stack
+
+    stack = Stack(platform_config.load(platform.config_path, tmp_path))
+    envoy = next(part for part in stack.parts if isinstance(part, Envoy))
+    done = envoy.validate()
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = json.loads(envoy.config_path.read_text())
+    prefixes = [route["match"]["prefix"] for route in _routes(config)]
+    descriptor = envoy.descriptor_set
+    if descriptor.exists():
+        apis = [pkg for app in platform.raw["apps"].values() for pkg in app.get("apis", [])]
+        assert sorted(prefixes) == sorted(f"/{name}/" for name in services_in(descriptor, apis))
+
+
+def _routes(config: dict[str, Any]) -> list[dict[str, Any]]:
+    manager = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    return manager["route_config"]["virtual_hosts"][0]["routes"]
+
+
+def test_up_status_restart_keeps_data_and_stop_ends_everything(platform: Platform) -> None:
+    import psycopg
+
+    # up: everything healthy, and a second up leaves the running parts alone.
+    platform.check("up")
+    first_pids = platform.pids()
+    assert {"seaweedfs", "kafka", "envoy"} <= set(first_pids)
+    assert platform.check("up") and platform.pids() == first_pids
+
+    status = platform.check("status")
+    rows = {line.split()[0]: line for line in status.splitlines()[1:] if line and not line.startswith("logs:")}
+    expected = ["postgres", "redis", "seaweedfs", "kafka", "envoy", *platform.raw["apps"]]
+    assert sorted(rows) == sorted(expected), status
+    for name in expected:
+        assert " ok  " in rows[name], status
+    for name in written_apps(platform.raw):
+        assert "SERVING" in rows[name], status
+
+    # Every service answers reflection, and Envoy routes native gRPC to it.
+    descriptor = platform_config.load(platform.config_path).repo_path(platform.raw["envoy"]["descriptor"])
+    envoy_target = f"{platform.host}:{platform.raw['envoy']['port']}"
+    for name, app in written_apps(platform.raw).items():
+        listed = subprocess.run([str(binaries.grpcurl()), "-plaintext", f"{platform.host}:{app['grpc_port']}", "list"],
+                                capture_output=True, text=True, timeout=30, check=True).stdout.split()
+        assert "grpc.health.v1.Health" in listed, (name, listed)
+        if descriptor.exists():
+            services = services_in(descriptor, app.get("apis", []))
+            assert services and set(services) <= set(listed), (name, services, listed)
+            assert reached_upstream(envoy_target, first_method(descriptor, services[0])), name
+
+    # Data in each store of ours (and in our own database on the shared server).
+    token = uuid.uuid4().hex
+    produce(platform.kafka_bootstrap, token.encode())
+    platform.s3().put_object(Bucket="chat4all-files", Key=f"platform-test/{token}", Body=token.encode())
+    dsn = platform.postgres_dsn(platform.raw["postgres"]["database"])
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("create table platform_test (token text primary key)")
+        conn.execute("insert into platform_test values (%s)", (token,))
+
+    platform.check("stop")
+    for name, pid in first_pids.items():
+        assert not alive(pid), f"{name} (pid {pid}) still runs after stop"
+    assert platform.run("status").returncode != 0
+
+    platform.check("up")
+    assert token.encode() in consume_all(platform.kafka_bootstrap)
+    body = platform.s3().get_object(Bucket="chat4all-files", Key=f"platform-test/{token}")["Body"].read()
+    assert body == token.encode()
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("select token from platform_test").fetchall() == [(token,)]
+
+    second_pids = platform.pids()
+    platform.check("stop")
+    for name, pid in second_pids.items():
+        assert not alive(pid), f"{name} (pid {pid}) still runs after stop"
+    assert not list((platform.var / "run").glob("*.pid"))
