@@ -1,4 +1,5 @@
-from services.runtime.app import run_service
 from services.messaging.servicer import setup
+from services.messaging.settings import MessagingSettings
+from services.runtime.app import run_service
 
-run_service("messaging", setup)
+run_service("messaging", setup, MessagingSettings)

@@ -1,24 +1,183 @@
-"""The MessageService gRPC servicer.
+"""The MessageService gRPC servicer: ingest, history, event streams, dead letters.
 
-No logic has landed yet (it comes with the the durable message path work):
-every RPC answers UNIMPLEMENTED, never a fake success. The generated base
-class raises NotImplementedError and the runtime's interceptor turns that
-into the status.
+Writes of messages and statuses happen in the router; this service validates
+and accepts sends (durable in Kafka before it answers) and reads the store.
 """
 
 from __future__ import annotations
 
-from chat4all.messaging.v1 import service_pb2, service_pb2_grpc
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
 
+import grpc
+from aiokafka.errors import KafkaError
+from google.protobuf.timestamp_pb2 import Timestamp
+from chat4all.conversations.v1 import request_response_pb2 as conversation_requests
+from chat4all.conversations.v1 import service_pb2_grpc as conversation_grpc
+from chat4all.events.v1 import event_pb2
+from chat4all.messaging.v1 import message_pb2, request_response_pb2, service_pb2, service_pb2_grpc
+
+from services.messaging import store, topics
+from services.messaging.event_feed import EventFeed
+from services.messaging.ingest import Ingest
+from services.messaging.settings import MessagingSettings
+from services.runtime import kafka, page_tokens
 from services.runtime.app import Runtime
+from services.runtime.callers import client_id
+from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, Unimplemented
+from services.runtime.validation import page_size, require_uuid
 
 SERVICE = service_pb2.DESCRIPTOR.services_by_name["MessageService"]
 SERVICE_NAME = SERVICE.full_name
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 class MessageService(service_pb2_grpc.MessageServiceServicer):
-    pass
+    def __init__(self, settings: MessagingSettings, pool, producer, conversations, feed: EventFeed) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.producer = producer
+        self.conversations = conversations
+        self.feed = feed
+        self.ingest = Ingest(pool, producer, conversations, settings.kafka_ack_timeout_seconds)
+
+    async def SendMessage(self, request, context):
+        return await self.ingest.send(client_id(context), request)
+
+    async def GetMessage(self, request, context):
+        message_id = require_uuid(request.message_id, "message_id")
+        async with self.pool.connection() as conn:
+            message = await store.load_message(conn, message_id)
+        if message is None:
+            raise NotFound(f"message {message_id} not found (a message is stored shortly after it is accepted)")
+        return request_response_pb2.GetMessageResponse(message=message)
+
+    async def ListMessages(self, request, context):
+        conversation_id = require_uuid(request.conversation_id, "conversation_id")
+        limit = page_size(request.page_size)
+        scope = f"messages:{conversation_id}"
+        before = page_tokens.decode(request.page_token, scope)["before"] if request.page_token else None
+        await self._require_conversation(conversation_id)
+        async with self.pool.connection() as conn, conn.transaction():
+            # One snapshot for the page and the cursor, so following the stream from
+            # events_cursor neither repeats nor misses what this page shows.
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            rows = await store.list_messages(conn, conversation_id, before, limit + 1)
+            head = await store.last_event_seq(conn, conversation_id) if not request.page_token else None
+        response = request_response_pb2.ListMessagesResponse(messages=[m for _, m in rows[:limit]])
+        if len(rows) > limit:
+            response.next_page_token = page_tokens.encode(scope, before=rows[limit - 1][0])
+        if head is not None:
+            response.events_cursor = _cursor(conversation_id, head)
+        return response
+
+    async def StreamConversationEvents(self, request, context):
+        conversation_id = require_uuid(request.conversation_id, "conversation_id")
+        after = _cursor_seq(conversation_id, request.after_cursor) if request.after_cursor else None
+        await self._require_conversation(conversation_id)
+        with self.feed.subscription(conversation_id) as wake:
+            if after is None:  # no cursor: from now on
+                async with self.pool.connection() as conn:
+                    after = await store.last_event_seq(conn, conversation_id)
+            while True:
+                wake.clear()  # before reading, so a write during the read wakes us again
+                async with self.pool.connection() as conn:
+                    batch = await store.events_after(conn, conversation_id, after)
+                for seq, event in batch:
+                    event.cursor = _cursor(conversation_id, seq)
+                    yield request_response_pb2.StreamConversationEventsResponse(event=event)
+                    after = seq
+                if not batch:
+                    try:
+                        await asyncio.wait_for(wake.wait(), self.settings.stream_poll_seconds)
+                    except TimeoutError:
+                        pass
+
+    async def StreamUserEvents(self, request, context):
+        raise Unimplemented("per-user streams arrive with the identity and conversations work")
+
+    async def ListDeadLetters(self, request, context):
+        conversation_id = require_uuid(request.conversation_id, "conversation_id") if request.conversation_id else None
+        limit = page_size(request.page_size)
+        scope = f"dead-letters:{conversation_id}:{request.state}"
+        after = None
+        if request.page_token:
+            position = page_tokens.decode(request.page_token, scope)
+            after = (_parse_time(position["t"]), position["id"])
+        async with self.pool.connection() as conn:
+            rows = await store.list_dead_letters(conn, conversation_id, request.state, after, limit + 1)
+        response = request_response_pb2.ListDeadLettersResponse(dead_letters=rows[:limit])
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            response.next_page_token = page_tokens.encode(
+                scope, t=last.last_failure_time.ToJsonString(), id=last.dead_letter_id
+            )
+        return response
+
+    async def ReplayDeadLetter(self, request, context):
+        request_id = require_uuid(request.request_id, "request_id", v4=True)
+        dead_letter_id = require_uuid(request.dead_letter_id, "dead_letter_id")
+        async with self.pool.connection() as conn, conn.transaction():
+            found = await store.lock_dead_letter(conn, dead_letter_id)
+            if found is None:
+                raise NotFound(f"dead letter {dead_letter_id} not found")
+            dead_letter, replayed_by = found
+            if dead_letter.state == message_pb2.DeadLetterState.DEAD_LETTER_STATE_REPLAYED:
+                if replayed_by == request_id:  # a retry of the call that replayed it
+                    return request_response_pb2.ReplayDeadLetterResponse(dead_letter=dead_letter)
+                raise FailedPrecondition(f"dead letter {dead_letter_id} was already replayed")
+            message = await store.load_message(conn, dead_letter.message_id)
+            await store.mark_replayed(conn, dead_letter_id, request_id)
+            event = event_pb2.Event(event_id=str(uuid.uuid4()), conversation_id=dead_letter.conversation_id)
+            event.occur_time.GetCurrentTime()
+            event.dead_letter_replayed.dead_letter.CopyFrom(dead_letter)
+            event.dead_letter_replayed.message.CopyFrom(message)
+            event.dead_letter_replayed.request_id = request_id
+            try:
+                async with asyncio.timeout(self.settings.kafka_ack_timeout_seconds):
+                    await kafka.publish(self.producer, topics.MESSAGES, dead_letter.conversation_id, event)
+            except (KafkaError, TimeoutError):
+                raise Unavailable("the message broker did not acknowledge; nothing was replayed") from None
+            found = await store.lock_dead_letter(conn, dead_letter_id)
+        return request_response_pb2.ReplayDeadLetterResponse(dead_letter=found[0])
+
+    async def _require_conversation(self, conversation_id: str) -> None:
+        try:
+            await self.conversations.GetConversation(
+                conversation_requests.GetConversationRequest(conversation_id=conversation_id), timeout=5
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                raise NotFound(f"conversation {conversation_id} does not exist") from None
+            raise Unavailable(f"conversation service: {error.code().name}") from None
+
+
+def _cursor(conversation_id: str, seq: int) -> str:
+    return page_tokens.encode(f"events:{conversation_id}", q=seq)
+
+
+def _cursor_seq(conversation_id: str, cursor: str) -> int:
+    position = page_tokens.decode(cursor, f"events:{conversation_id}", field="after_cursor")
+    if not isinstance(position.get("q"), int):
+        raise InvalidArgument("after_cursor is malformed")
+    return position["q"]
+
+
+def _parse_time(value: str) -> datetime:
+    stamp = Timestamp()
+    stamp.FromJsonString(value)
+    return stamp.ToDatetime(UTC)
 
 
 async def setup(runtime: Runtime) -> None:
-    runtime.add_servicer(service_pb2_grpc.add_MessageServiceServicer_to_server, MessageService(), SERVICE_NAME)
+    settings: MessagingSettings = runtime.settings  # type: ignore[assignment]
+    pool = await runtime.postgres("messaging", MIGRATIONS)
+    producer = await runtime.kafka_producer()
+    channel = await runtime.own(grpc.aio.insecure_channel(settings.conversations_target), lambda c: c.close())
+    feed = EventFeed(settings.postgres_dsn)
+    await feed.start()
+    runtime.on_shutdown(feed.stop)
+    servicer = MessageService(settings, pool, producer, conversation_grpc.ConversationServiceStub(channel), feed)
+    runtime.add_servicer(service_pb2_grpc.add_MessageServiceServicer_to_server, servicer, SERVICE_NAME)

@@ -48,6 +48,10 @@ class RuntimeSettings:
     # on for production Apache Kafka.
     kafka_idempotence: bool = False
     kafka_linger_ms: int = 5
+    # A consumer that stops heartbeating loses its partitions after this long. tansu
+    # holds a group rejoin for a few session timeouts, so tests use short ones.
+    kafka_session_timeout_ms: int = 10_000
+    kafka_heartbeat_interval_ms: int = 3_000
     s3_endpoint: str = "http://127.0.0.1:8333"
     s3_access_key: str = ""
     s3_secret_key: str = ""

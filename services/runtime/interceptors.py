@@ -17,11 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
-from google.protobuf import any_pb2, duration_pb2
-from google.rpc import error_details_pb2, status_pb2
-
 from services.runtime import metrics
 from services.runtime.errors import ServiceError
+from services.runtime.status_details import retry_trailers
 
 log = logging.getLogger("chat4all.rpc")
 
@@ -56,18 +54,6 @@ def wrap_handler(handler: grpc.RpcMethodHandler, wrapper: Callable[[Callable, bo
     )
 
 
-def status_trailers(error: ServiceError) -> tuple[tuple[str, bytes], ...]:
-    """google.rpc.Status with RetryInfo in `grpc-status-details-bin`, when a retry time is known."""
-    if error.retry_after_seconds is None:
-        return ()
-    delay = duration_pb2.Duration()
-    delay.FromNanoseconds(int(error.retry_after_seconds * 1e9))
-    detail = any_pb2.Any()
-    detail.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
-    status = status_pb2.Status(code=error.code.value[0], message=error.message, details=[detail])
-    return (("grpc-status-details-bin", status.SerializeToString()),)
-
-
 class _Call:
     """Bookkeeping for one RPC: turns exceptions into statuses and records the outcome."""
 
@@ -79,7 +65,11 @@ class _Call:
 
     async def fail(self, error: BaseException, context: grpc.aio.ServicerContext) -> None:
         if isinstance(error, ServiceError):
-            await context.abort(error.code, error.message, trailing_metadata=status_trailers(error))
+            await context.abort(
+                error.code,
+                error.message,
+                trailing_metadata=retry_trailers(error.code, error.message, error.retry_after_seconds),
+            )
         if isinstance(error, NotImplementedError):
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{self.method} is not implemented yet")
         log.error("unhandled error in %s/%s", self.service, self.method, exc_info=error)

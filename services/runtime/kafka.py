@@ -59,6 +59,8 @@ def open_consumer(settings: RuntimeSettings, *topics: str, group_id: str, **over
         # tansu does not answer a waiting fetch when data arrives, so the wait
         # bounds end-to-end latency; 10 ms is cheap on the local broker.
         fetch_max_wait_ms=10,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
     )
     options.update(overrides)
     return AIOKafkaConsumer(*topics, **options)

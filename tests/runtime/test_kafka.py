@@ -17,7 +17,14 @@ from services.runtime.tracing import configure_tracing
 
 @pytest.fixture
 def settings(kafka_bootstrap):
-    return load_settings(service_name="kafka-test", kafka_bootstrap=kafka_bootstrap)
+    # tansu holds a group join for about a third of the session timeout, and a
+    # rejoin after a member left for about three: short sessions keep tests quick.
+    return load_settings(
+        service_name="kafka-test",
+        kafka_bootstrap=kafka_bootstrap,
+        kafka_session_timeout_ms=1500,
+        kafka_heartbeat_interval_ms=300,
+    )
 
 
 @pytest.fixture
@@ -46,11 +53,7 @@ def accepted(conversation_id: str, text: str) -> event_pb2.Event:
 
 
 async def consume(settings, topic: str, group_id: str, count: int, commit: bool = True):
-    # tansu holds a group join for about a third of the session timeout, and a
-    # rejoin after a member left for about three: short sessions keep tests quick.
-    consumer = kafka.open_consumer(
-        settings, topic, group_id=group_id, session_timeout_ms=1500, heartbeat_interval_ms=300
-    )
+    consumer = kafka.open_consumer(settings, topic, group_id=group_id)
     await consumer.start()
     records = []
     try:
