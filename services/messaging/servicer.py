@@ -175,7 +175,7 @@ async def setup(runtime: Runtime) -> None:
     settings: MessagingSettings = runtime.settings  # type: ignore[assignment]
     pool = await runtime.postgres("messaging", MIGRATIONS)
     producer = await runtime.kafka_producer()
-    channel = await runtime.own(grpc.aio.insecure_channel(settings.conversations_target), lambda c: c.close())
+    channel = await runtime.channel(settings.conversations_target)
     feed = EventFeed(settings.postgres_dsn)
     await feed.start()
     runtime.on_shutdown(feed.stop)

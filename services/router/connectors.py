@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import grpc
 from chat4all.channel.v1 import channel_pb2
 from chat4all.connector.v1 import service_pb2_grpc
 
@@ -14,12 +13,12 @@ from services.runtime.config import ConfigError
 @dataclass
 class Connector:
     channel: int
-    account_id: str
+    account_id: str  # the business account that sends when a conversation names none
     stub: service_pb2_grpc.MessageConnectorStub
-    channel_handle: grpc.aio.Channel
 
 
-def parse_connectors(entries: tuple[str, ...]) -> dict[int, Connector]:
+def parse_connectors(entries: tuple[str, ...]) -> dict[int, tuple[str, str]]:
+    """`telegram=127.0.0.1:18401/<account_id>` entries -> {channel: (target, account_id)}."""
     connectors = {}
     for entry in entries:
         name, _, rest = entry.partition("=")
@@ -27,7 +26,5 @@ def parse_connectors(entries: tuple[str, ...]) -> dict[int, Connector]:
         enum_name = f"CHANNEL_{name.strip().upper()}"
         if enum_name not in channel_pb2.Channel.keys() or not target or not account:
             raise ConfigError(f"C4A_CONNECTORS entry {entry!r} must look like telegram=127.0.0.1:18401/<account_id>")
-        handle = grpc.aio.insecure_channel(target)
-        channel = channel_pb2.Channel.Value(enum_name)
-        connectors[channel] = Connector(channel, account, service_pb2_grpc.MessageConnectorStub(handle), handle)
+        connectors[channel_pb2.Channel.Value(enum_name)] = (target.strip(), account.strip())
     return connectors

@@ -7,13 +7,13 @@ import asyncio
 import logging
 from pathlib import Path
 
-import grpc
+from chat4all.connector.v1 import service_pb2_grpc as connector_grpc
 from chat4all.conversations.v1 import service_pb2_grpc as conversation_grpc
 from chat4all.users.v1 import service_pb2_grpc as user_grpc
 
 import services.messaging
 from services.messaging import topics
-from services.router.connectors import parse_connectors
+from services.router.connectors import Connector, parse_connectors
 from services.router.inbound import InboundIngest
 from services.router.pipeline import Pipeline
 from services.router.recipients import RecipientResolver
@@ -31,17 +31,12 @@ async def setup(runtime: Runtime) -> None:
     await kafka.ensure_topics(settings.kafka_bootstrap, topics.PARTITIONS)
     pool = await runtime.postgres("messaging", MESSAGE_STORE_MIGRATIONS)
     producer = await runtime.kafka_producer()
-
-    async def close_channel(channel: grpc.aio.Channel) -> None:
-        await channel.close()
-
-    conversations = conversation_grpc.ConversationServiceStub(
-        await runtime.own(grpc.aio.insecure_channel(settings.conversations_target), close_channel)
-    )
-    users = user_grpc.UserServiceStub(await runtime.own(grpc.aio.insecure_channel(settings.users_target), close_channel))
-    connectors = parse_connectors(settings.connectors)
-    for connector in connectors.values():
-        await runtime.own(connector.channel_handle, close_channel)
+    conversations = conversation_grpc.ConversationServiceStub(await runtime.channel(settings.conversations_target))
+    users = user_grpc.UserServiceStub(await runtime.channel(settings.users_target))
+    connectors = {
+        channel: Connector(channel, account, connector_grpc.MessageConnectorStub(await runtime.channel(target)))
+        for channel, (target, account) in parse_connectors(settings.connectors).items()
+    }
 
     router = Router(settings, pool, producer, RecipientResolver(conversations, users), connectors)
     inbound = InboundIngest(producer, users, conversations)

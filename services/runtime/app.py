@@ -25,7 +25,7 @@ import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
+from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
 
 from services.runtime import kafka, postgres, redis_client
 from services.runtime.config import RuntimeSettings, load_settings
@@ -88,6 +88,11 @@ class Runtime:
 
     async def kafka_producer(self, **overrides):
         return await self.own(await kafka.open_producer(self.settings, **overrides), lambda p: p.stop())
+
+    async def channel(self, target: str) -> grpc.aio.Channel:
+        """A client channel to another service; trace context travels with every call."""
+        channel = grpc.aio.insecure_channel(target, interceptors=aio_client_interceptors())
+        return await self.own(channel, lambda c: c.close())
 
     def on_shutdown(self, callback: Callable[[], Awaitable[Any]]) -> None:
         self._resources.push_async_callback(callback)
