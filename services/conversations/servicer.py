@@ -1,24 +1,196 @@
-"""The ConversationService gRPC servicer.
-
-No logic has landed yet (it comes with the identity and conversations work):
-every RPC answers UNIMPLEMENTED, never a fake success. The generated base
-class raises NotImplementedError and the runtime's interceptor turns that
-into the status.
-"""
+"""The ConversationService gRPC servicer: checks requests, asks UserService that
+members exist, and leaves the rest to the store."""
 
 from __future__ import annotations
 
-from chat4all.conversations.v1 import service_pb2, service_pb2_grpc
+import datetime
+import hashlib
+import uuid
+from pathlib import Path
 
+import grpc
+from chat4all.channel.v1 import channel_pb2
+from chat4all.conversations.v1 import message_pb2 as pb, request_response_pb2 as rr, service_pb2, service_pb2_grpc
+
+from services.conversations.settings import ConversationSettings
+from services.conversations.store import Binding, ConversationStore, MemberSpec, request_hash
+from services.conversations.user_directory import UserDirectory
+from services.runtime import page_tokens
 from services.runtime.app import Runtime
+from services.runtime.errors import InvalidArgument
+from services.runtime.validation import page_size, require_uuid
 
 SERVICE = service_pb2.DESCRIPTOR.services_by_name["ConversationService"]
 SERVICE_NAME = SERVICE.full_name
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000  # the contract: "values above 1000 are treated as 1000"
+
+_CHANNELS = set(channel_pb2.Channel.values())
+_ROLES = set(pb.MemberRole.values())
+_TYPES = {pb.CONVERSATION_TYPE_DIRECT, pb.CONVERSATION_TYPE_GROUP}
 
 
 class ConversationService(service_pb2_grpc.ConversationServiceServicer):
-    pass
+    def __init__(self, store: ConversationStore, users: UserDirectory) -> None:
+        self.store = store
+        self.users = users
+
+    async def CreateConversation(
+        self, request: rr.CreateConversationRequest, context: grpc.aio.ServicerContext
+    ) -> rr.CreateConversationResponse:
+        request_id = _request_id(request.request_id)
+        if request.type not in _TYPES:
+            raise InvalidArgument(f"type must be CONVERSATION_TYPE_DIRECT or CONVERSATION_TYPE_GROUP, got {request.type}")
+        members = [_member(f"members[{n}]", m) for n, m in enumerate(request.members)]
+        seen: set[uuid.UUID] = set()
+        for n, member in enumerate(members):
+            if member.user_id in seen:
+                raise InvalidArgument(f"members[{n}]: user {member.user_id} is listed twice")
+            seen.add(member.user_id)
+        binding = None
+        if request.type == pb.CONVERSATION_TYPE_DIRECT:
+            if len(members) != 2:
+                raise InvalidArgument(f"members: a direct conversation needs exactly two members, got {len(members)}")
+            if request.HasField("platform_binding"):
+                raise InvalidArgument("platform_binding: only group conversations can be bound to a platform group")
+        else:
+            if not members:
+                raise InvalidArgument("members: a group conversation needs at least one member")
+            if request.HasField("platform_binding"):
+                binding = _binding("platform_binding", request.platform_binding)
+        await self.users.require_users([m.user_id for m in members])
+        # join_time is ignored on input, so it does not make two requests different.
+        normalised = rr.CreateConversationRequest()
+        normalised.CopyFrom(request)
+        for member in normalised.members:
+            member.ClearField("join_time")
+        conversation = await self.store.create_conversation(
+            request_id,
+            request_hash("CreateConversation", normalised),
+            request.type,
+            request.title,
+            members,
+            binding,
+        )
+        return rr.CreateConversationResponse(conversation=conversation)
+
+    async def GetConversation(
+        self, request: rr.GetConversationRequest, context: grpc.aio.ServicerContext
+    ) -> rr.GetConversationResponse:
+        conversation_id = _uuid("conversation_id", request.conversation_id)
+        return rr.GetConversationResponse(conversation=await self.store.get_conversation(conversation_id))
+
+    async def ListConversations(
+        self, request: rr.ListConversationsRequest, context: grpc.aio.ServicerContext
+    ) -> rr.ListConversationsResponse:
+        limit = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        member_user_id = _uuid("member_user_id", request.member_user_id) if request.member_user_id else None
+        binding = _binding("platform_binding", request.platform_binding) if request.HasField("platform_binding") else None
+        # A token only continues the listing it came from (same filters; page_size may change).
+        scope = _scope("conversations", str(member_user_id or ""), binding.label if binding else "")
+        after = None
+        if request.page_token:
+            position = page_tokens.decode(request.page_token, scope)
+            try:
+                after = (datetime.datetime.fromisoformat(position["t"]), uuid.UUID(position["id"]))
+            except (KeyError, TypeError, ValueError):
+                raise InvalidArgument("page_token is malformed") from None
+        conversations, last = await self.store.list_conversations(limit, after, member_user_id, binding)
+        token = page_tokens.encode(scope, t=last[0].isoformat(), id=str(last[1])) if last else ""
+        return rr.ListConversationsResponse(conversations=conversations, next_page_token=token)
+
+    async def AddMember(self, request: rr.AddMemberRequest, context: grpc.aio.ServicerContext) -> rr.AddMemberResponse:
+        request_id = _request_id(request.request_id)
+        conversation_id = _uuid("conversation_id", request.conversation_id)
+        if not request.HasField("member"):
+            raise InvalidArgument("member is required")
+        member = _member("member", request.member)
+        await self.users.require_users([member.user_id])
+        normalised = rr.AddMemberRequest()
+        normalised.CopyFrom(request)
+        normalised.member.ClearField("join_time")
+        conversation = await self.store.add_member(
+            request_id, request_hash("AddMember", normalised), conversation_id, member
+        )
+        return rr.AddMemberResponse(conversation=conversation)
+
+    async def RemoveMember(
+        self, request: rr.RemoveMemberRequest, context: grpc.aio.ServicerContext
+    ) -> rr.RemoveMemberResponse:
+        request_id = _request_id(request.request_id)
+        conversation_id = _uuid("conversation_id", request.conversation_id)
+        user_id = _uuid("user_id", request.user_id)
+        conversation = await self.store.remove_member(
+            request_id, request_hash("RemoveMember", request), conversation_id, user_id, request.reason
+        )
+        return rr.RemoveMemberResponse(conversation=conversation)
+
+    async def ListMembershipChanges(
+        self, request: rr.ListMembershipChangesRequest, context: grpc.aio.ServicerContext
+    ) -> rr.ListMembershipChangesResponse:
+        conversation_id = _uuid("conversation_id", request.conversation_id)
+        limit = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        scope = _scope("membership-changes", str(conversation_id))
+        after_seq = 0
+        if request.page_token:
+            after_seq = page_tokens.decode(request.page_token, scope).get("seq")
+            if type(after_seq) is not int or after_seq < 0:
+                raise InvalidArgument("page_token is malformed")
+        changes, last = await self.store.list_membership_changes(conversation_id, limit, after_seq)
+        token = page_tokens.encode(scope, seq=last) if last is not None else ""
+        return rr.ListMembershipChangesResponse(membership_changes=changes, next_page_token=token)
+
+
+def _scope(listing: str, *filters: str) -> str:
+    """What a page token is bound to: the listing and a digest of its filters (not the filters)."""
+    return listing + ":" + hashlib.sha256("\0".join(filters).encode()).hexdigest()[:16]
+
+
+# Request checks: INVALID_ARGUMENT naming the field -----------------------------------------
+
+
+def _request_id(value: str) -> uuid.UUID:
+    return uuid.UUID(require_uuid(value, "request_id", v4=True))
+
+
+def _uuid(field: str, value: str) -> uuid.UUID:
+    return uuid.UUID(require_uuid(value, field))
+
+
+def _member(field: str, member: pb.Member) -> MemberSpec:
+    if member.role not in _ROLES:
+        raise InvalidArgument(f"{field}.role: unknown role {member.role}")
+    if member.preferred_channel not in _CHANNELS:
+        raise InvalidArgument(f"{field}.preferred_channel: unknown channel {member.preferred_channel}")
+    return MemberSpec(
+        user_id=_uuid(f"{field}.user_id", member.user_id),
+        role=member.role or pb.MEMBER_ROLE_MEMBER,
+        preferred_channel=member.preferred_channel,
+    )
+
+
+def _binding(field: str, binding: pb.PlatformBinding) -> Binding:
+    if binding.channel not in _CHANNELS:
+        raise InvalidArgument(f"{field}.channel: unknown channel {binding.channel}")
+    if binding.channel in (channel_pb2.CHANNEL_UNSPECIFIED, channel_pb2.CHANNEL_INTERNAL):
+        raise InvalidArgument(f"{field}.channel must be an external platform, not {channel_pb2.Channel.Name(binding.channel)}")
+    if not binding.account_id.strip():
+        raise InvalidArgument(f"{field}.account_id is required")
+    if not binding.external_group_id.strip():
+        raise InvalidArgument(f"{field}.external_group_id is required")
+    return Binding(binding.channel, binding.account_id, binding.external_group_id)
 
 
 async def setup(runtime: Runtime) -> None:
-    runtime.add_servicer(service_pb2_grpc.add_ConversationServiceServicer_to_server, ConversationService(), SERVICE_NAME)
+    settings = runtime.settings
+    if not isinstance(settings, ConversationSettings):
+        raise TypeError("the conversations service runs with ConversationSettings (it needs users_target)")
+    pool = await runtime.postgres("conversations", MIGRATIONS)
+    users = UserDirectory(await runtime.channel(settings.users_target))
+    runtime.add_servicer(
+        service_pb2_grpc.add_ConversationServiceServicer_to_server,
+        ConversationService(ConversationStore(pool), users),
+        SERVICE_NAME,
+    )

@@ -1,5 +1,10 @@
 """Every service process registers its contract with health and reflection,
-and RPCs without logic answer UNIMPLEMENTED, never a fake success."""
+and RPCs without logic answer UNIMPLEMENTED, never a fake success.
+
+STILL_UNIMPLEMENTED lists, per service, the RPCs that have no logic yet; an RPC
+leaves the list only together with the tests of its behaviour."""
+
+import importlib
 
 import grpc
 import pytest
@@ -9,17 +14,49 @@ from services.conversations import servicer as conversations
 from services.files import servicer as files
 from services.messaging import servicer as messaging
 from services.runtime.app import Runtime
-from services.runtime.config import load_settings
+from services.runtime.config import RuntimeSettings, load_settings
 from services.users import servicer as users
 from tests.support.grpc_probe import health_status, reflected_services
 
 SERVICES = [messaging, conversations, users, files]
 
 
+def _all(module) -> list[str]:
+    return [method.name for method in module.SERVICE.methods]
+
+
+STILL_UNIMPLEMENTED = {
+    messaging: ["StreamUserEvents"],
+    conversations: [],
+    users: ["MergeUsers"],  # moves memberships and history too: needs a merge event across services
+    files: _all(files),
+}
+
+
+def _settings_class(module) -> type[RuntimeSettings]:
+    """The service's own settings class, if its package has a `settings` module (as `__main__` uses)."""
+    try:
+        found = importlib.import_module(module.__name__.rpartition(".")[0] + ".settings")
+    except ModuleNotFoundError:
+        return RuntimeSettings
+    classes = [v for v in vars(found).values() if isinstance(v, type) and issubclass(v, RuntimeSettings)]
+    return next((c for c in classes if c is not RuntimeSettings), RuntimeSettings)
+
+
 @pytest.fixture(params=SERVICES, ids=lambda module: module.SERVICE_NAME)
-async def running(request):
+async def running(request, postgres_dsn, kafka_bootstrap):
     module = request.param
-    runtime = Runtime(load_settings(service_name=module.__name__, grpc_port=0, shutdown_grace_seconds=1))
+    settings_class = _settings_class(module)
+    runtime = Runtime(
+        load_settings(
+            settings_class,
+            service_name=module.__name__,
+            grpc_port=0,
+            shutdown_grace_seconds=1,
+            postgres_dsn=postgres_dsn,
+            kafka_bootstrap=kafka_bootstrap,
+        )
+    )
     await module.setup(runtime)
     await runtime.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{runtime.port}")
@@ -34,11 +71,28 @@ async def test_health_and_reflection_name_the_service(running):
     assert module.SERVICE_NAME in await reflected_services(channel)
 
 
-async def test_every_rpc_answers_unimplemented(running):
+def _servicer_class(module) -> type:
+    generated = importlib.import_module(f"{module.SERVICE.file.package}.service_pb2_grpc")
+    base = getattr(generated, f"{module.SERVICE.name}Servicer")
+    return next(v for v in vars(module).values() if isinstance(v, type) and issubclass(v, base) and v is not base)
+
+
+def test_unimplemented_lists_match_the_servicers():
+    """An RPC missing from the list has its own method on the servicer (and its own tests)."""
+    for module, names in STILL_UNIMPLEMENTED.items():
+        assert set(names) <= set(_all(module)), module.SERVICE_NAME
+        servicer = _servicer_class(module)
+        missing = {name for name in _all(module) if name not in names and name not in vars(servicer)}
+        assert not missing, f"{module.SERVICE_NAME}: {sorted(missing)} have no logic; list them as unimplemented"
+
+
+async def test_rpcs_without_logic_answer_unimplemented(running):
     module, runtime, channel = running
     descriptor = module.SERVICE
     assert descriptor.methods, "a public service without RPCs"
     for method in descriptor.methods:
+        if method.name not in STILL_UNIMPLEMENTED[module]:
+            continue
         request_class = message_factory.GetMessageClass(method.input_type)
         response_class = message_factory.GetMessageClass(method.output_type)
         path = f"/{descriptor.full_name}/{method.name}"
@@ -50,5 +104,5 @@ async def test_every_rpc_answers_unimplemented(running):
             else:
                 await channel.unary_unary(path, **kwargs)(request_class(), timeout=5)
         assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED, path
-        assert method.name in error.value.details()
+        assert error.value.details(), path
 
