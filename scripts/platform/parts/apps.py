@@ -85,6 +85,11 @@ class App(Part):
             )),
             "PYTHONUNBUFFERED": "1",  # log lines reach var/log as they are written
         }
+        # Every app finds every other gRPC app by name, e.g. C4A_USERS_TARGET=127.0.0.1:18203,
+        # so ports stay written once, in their own table.
+        for name, other in self.cfg.apps.items():
+            if other.get("grpc_port"):
+                env[f"C4A_{name.upper()}_TARGET"] = f"{self.cfg.host}:{other['grpc_port']}"
         env.update({key: str(value) for key, value in self.settings.get("env", {}).items()})
         return env
 
