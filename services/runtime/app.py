@@ -146,6 +146,7 @@ async def serve(settings: RuntimeSettings, setup: Callable[[Runtime], Awaitable[
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, runtime.request_shutdown)
+    loop.add_signal_handler(signal.SIGUSR1, _log_tasks)
     try:
         await setup(runtime)
         await runtime.start()
@@ -153,6 +154,14 @@ async def serve(settings: RuntimeSettings, setup: Callable[[Runtime], Awaitable[
     finally:
         await runtime.stop()
         shutdown_tracing()
+
+
+def _log_tasks() -> None:
+    """SIGUSR1: where every task waits now, for an operator looking at a stuck process."""
+    for task in asyncio.all_tasks():
+        frames = task.get_stack(limit=12)
+        where = " <- ".join(f"{f.f_code.co_filename.rsplit('/', 2)[-1]}:{f.f_lineno} {f.f_code.co_name}" for f in reversed(frames))
+        log.info("task", extra={"task": task.get_name(), "stack": where})
 
 
 def run_service(

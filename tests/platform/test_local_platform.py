@@ -9,179 +9,30 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
-import signal
-import socket
 import subprocess
-import tempfile
 import time
-import tomllib
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mesh.envoy_config import services_in
+from tests.support.platform import ROOT, Platform, alive, running_platform
 from scripts.platform import binaries
 from scripts.platform import config as platform_config
 
-ROOT = Path(__file__).resolve().parents[2]
-CTL = ROOT / "scripts" / "platformctl"
 TEST_TOPIC = "platform-test.v1"  # not a topic the services consume: they never see our record
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:  # all bound at once, so the ports differ from each other
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def toml_dumps(table: dict[str, Any], prefix: tuple[str, ...] = ()) -> str:
-    """Enough TOML for local.toml: scalars, lists of scalars and nested tables."""
-
-    def value(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, str):
-            return json.dumps(v)
-        if isinstance(v, list):
-            return "[" + ", ".join(value(item) for item in v) + "]"
-        raise TypeError(f"cannot write {v!r} as TOML")
-
-    lines = [f"{json.dumps(k)} = {value(v)}" for k, v in table.items() if not isinstance(v, dict)]
-    out = ("[" + ".".join(json.dumps(p) for p in prefix) + "]\n" if prefix and lines else "") + "".join(
-        line + "\n" for line in lines
-    )
-    for key, sub in table.items():
-        if isinstance(sub, dict):
-            out += "\n" + toml_dumps(sub, (*prefix, key))
-    return out
-
-
-def with_free_ports(raw: dict[str, Any]) -> dict[str, Any]:
-    """Every port we start something on gets a free one; `shared_port`s stay (machine servers)."""
-    slots: list[tuple[dict[str, Any], str]] = []
-
-    def walk(table: dict[str, Any]) -> None:
-        for key, item in table.items():
-            if isinstance(item, dict):
-                walk(item)
-            elif key.endswith("port") and key != "shared_port" and isinstance(item, int):
-                slots.append((table, key))
-
-    walk(raw)
-    for (table, key), port in zip(slots, free_ports(len(slots))):
-        table[key] = port
-    return raw
-
-
-@dataclass
-class Platform:
-    config_path: Path
-    var: Path
-    raw: dict[str, Any]
-    env: dict[str, str]
-
-    def run(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(CTL), *args], env=self.env, cwd=ROOT, capture_output=True,
-                              text=True, timeout=timeout, check=False)
-
-    def check(self, *args: str, timeout: float = 180) -> str:
-        done = self.run(*args, timeout=timeout)
-        assert done.returncode == 0, f"platformctl {' '.join(args)} -> {done.returncode}\n{done.stdout}\n{done.stderr}"
-        return done.stdout
-
-    def pids(self) -> dict[str, int]:
-        return {path.stem: json.loads(path.read_text())["pid"] for path in (self.var / "run").glob("*.pid")}
-
-    def state(self, name: str) -> dict[str, Any]:
-        path = self.var / "run" / f"{name}.state.json"
-        return json.loads(path.read_text()) if path.exists() else {}
-
-    @property
-    def host(self) -> str:
-        return self.raw["platform"]["host"]
-
-    def postgres_dsn(self, database: str) -> str:
-        port = self.state("postgres").get("port", self.raw["postgres"]["port"])
-        return f"postgresql://postgres@{self.host}:{port}/{database}"
-
-    def s3(self):  # noqa: ANN201
-        import boto3
-
-        section = self.raw["seaweedfs"]
-        return boto3.client("s3", endpoint_url=f"http://{self.host}:{section['s3_port']}",
-                            aws_access_key_id=section["access_key"], aws_secret_access_key=section["secret_key"],
-                            region_name=section["region"])
-
-    @property
-    def kafka_bootstrap(self) -> str:
-        return f"{self.host}:{self.raw['kafka']['port']}"
-
-
-def alive(pid: int) -> bool:
-    """A zombie counts as gone: its parent (init here) may simply not have reaped it yet."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat[stat.rindex(")") + 2] not in "ZX"
 
 
 @pytest.fixture(scope="module")
 def platform() -> Iterator[Platform]:
-    raw = with_free_ports(tomllib.loads(platform_config.DEFAULT_CONFIG.read_text()))
-    database = f"c4a_platform_test_{uuid.uuid4().hex[:10]}"
-    raw["postgres"]["database"] = database
-    raw["kafka"]["topics"][TEST_TOPIC] = 1
-    raw["envoy"]["access_log"] = False
-    # Not under pytest's 0700 tmp folders: should the platform initdb its own cluster, the
-    # postgres user must be able to reach var/data/postgres.
-    work = Path(tempfile.mkdtemp(prefix="c4a-platform-"))
-    work.chmod(0o755)
-    config_path = work / "local.toml"
-    config_path.write_text(toml_dumps(raw))
-    env = {**os.environ, platform_config.CONFIG_ENV: str(config_path), platform_config.VAR_ENV: str(work / "var")}
-    handle = Platform(config_path, work / "var", raw, env)
-    try:
+    def customize(raw: dict[str, Any]) -> None:
+        raw["kafka"]["topics"][TEST_TOPIC] = 1
+
+    with running_platform(customize) as handle:
         yield handle
-    finally:
-        try:
-            handle.run("stop", timeout=180)
-        finally:
-            for pid in handle.pids().values():  # a safety net: nothing of ours may outlive the test
-                if alive(pid):
-                    try:
-                        os.killpg(pid, signal.SIGKILL)
-                    except (ProcessLookupError, PermissionError):
-                        os.kill(pid, signal.SIGKILL)
-            drop_from_shared_server(raw, database)
-            shutil.rmtree(work, ignore_errors=True)
-
-
-def drop_from_shared_server(raw: dict[str, Any], database: str) -> None:
-    """Our database, if `up` made it on the machine's server (the name is ours alone)."""
-    import psycopg
-    from psycopg import sql
-
-    dsn = f"postgresql://postgres@{raw['platform']['host']}:{raw['postgres']['shared_port']}/postgres"
-    try:
-        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError:
-        return  # no shared server: the platform ran its own cluster, removed with var/
-    with conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(database)))
 
 
 def produce(bootstrap: str, value: bytes) -> None:

@@ -62,3 +62,20 @@ def test_badly_named_migration_is_refused(tmp_path):
     write(tmp_path, "create_things.sql", "SELECT 1;")
     with pytest.raises(MigrationError, match="NNNN_description.sql"):
         load_migrations(tmp_path)
+
+
+async def test_services_migrating_one_fresh_database_at_once_all_succeed(postgres_dsn, tmp_path):
+    # Services start together on a new database; unserialised, even CREATE TABLE IF NOT EXISTS
+    # schema_migrations fails in all but one of them.
+    import asyncio
+
+    pools = [await open_pool(postgres_dsn, 1, 1) for _ in range(4)]
+    for i in range(4):
+        (tmp_path / f"c{i}").mkdir()
+        write(tmp_path / f"c{i}", "0001_t.sql", f"CREATE TABLE concurrent_{i} (id int);")
+    try:
+        results = await asyncio.gather(*(migrate(pool, f"c{i}", tmp_path / f"c{i}") for i, pool in enumerate(pools)))
+    finally:
+        for pool in pools:
+            await pool.close()
+    assert results == [[1]] * 4

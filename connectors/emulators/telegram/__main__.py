@@ -1,6 +1,6 @@
 """python -m connectors.emulators.telegram [--host H] [--port P] [--token T ...] [--no-limits] [--seed N]
 
-Options fall back to C4A_EMULATOR_HOST, C4A_EMULATOR_PORT, C4A_EMULATOR_TOKENS
+Options fall back to C4A_EMULATOR_HOST, C4A_EMULATOR_PORT (or the platform's C4A_HTTP_PORT), C4A_EMULATOR_TOKENS
 (comma-separated) and C4A_EMULATOR_SEED.
 """
 
@@ -25,7 +25,8 @@ def parse_args(argv: list[str] | None = None) -> EmulatorConfig:
     parser = argparse.ArgumentParser(prog="python -m connectors.emulators.telegram", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default=env.get("C4A_EMULATOR_HOST", defaults.host))
-    parser.add_argument("--port", type=int, default=int(env.get("C4A_EMULATOR_PORT", defaults.port)))
+    parser.add_argument("--port", type=int,
+                        default=int(env.get("C4A_EMULATOR_PORT") or env.get("C4A_HTTP_PORT") or defaults.port))
     parser.add_argument("--token", action="append", default=None,
                         help="a valid bot token (repeat); by default any well-formed token is valid")
     parser.add_argument("--no-limits", action="store_true", help="turn the platform's rate limits off")

@@ -4,11 +4,13 @@ through C4A_* environment variables taken from local.toml."""
 from __future__ import annotations
 
 import os
+import string
 import sys
 from pathlib import Path
 from typing import Any
 
 from scripts.platform import probes
+from scripts.platform.config import ConfigError
 from scripts.platform.parts.base import Context, Part, PartStatus
 from scripts.platform.probes import Health
 from scripts.platform.processes import ProcessSpec
@@ -42,6 +44,9 @@ class App(Part):
     def probe(self) -> Health:
         if self.grpc_port:
             return probes.grpc_health(f"{self.cfg.host}:{self.grpc_port}")
+        if self.settings.get("http_port") and self.settings.get("health_path"):
+            # HTTP-only processes, such as the platform emulators.
+            return probes.http_ok(f"{self.ctx.url(int(self.settings['http_port']))}{self.settings['health_path']}")
         if self.settings.get("metrics_port"):
             return probes.http_ok(f"{self.ctx.url(int(self.settings['metrics_port']))}/metrics")
         alive = self.sup.running(self.name) is not None
@@ -49,6 +54,8 @@ class App(Part):
 
     def ports(self) -> str:
         parts = [f"grpc {self.grpc_port}"] if self.grpc_port else []
+        if self.settings.get("http_port"):
+            parts.append(f"http {self.settings['http_port']}")
         if self.settings.get("metrics_port"):
             parts.append(f"metrics {self.settings['metrics_port']}")
         return ", ".join(parts)
@@ -69,6 +76,7 @@ class App(Part):
             "C4A_SERVICE_NAME": self.name,
             "C4A_GRPC_HOST": self.cfg.host,
             "C4A_GRPC_PORT": str(self.grpc_port or ""),
+            "C4A_HTTP_PORT": str(self.settings.get("http_port", "")),
             "C4A_METRICS_PORT": str(self.settings.get("metrics_port", "")),
             "C4A_POSTGRES_DSN": Postgres(self.ctx).dsn(),
             "C4A_REDIS_URL": Redis(self.ctx).url(),
@@ -90,7 +98,16 @@ class App(Part):
         for name, other in self.cfg.apps.items():
             if other.get("grpc_port"):
                 env[f"C4A_{name.upper()}_TARGET"] = f"{self.cfg.host}:{other['grpc_port']}"
-        env.update({key: str(value) for key, value in self.settings.get("env", {}).items()})
+        # `env` values may name any app's ports as ${<app>_<key>} (and ${host}), so a port is
+        # written once, in its app's table, and tests can move every port at once.
+        variables = {"host": self.cfg.host}
+        for name, other in self.cfg.apps.items():
+            variables.update({f"{name}_{key}": str(value) for key, value in other.items() if key.endswith("port")})
+        for key, value in self.settings.get("env", {}).items():
+            try:
+                env[key] = string.Template(str(value)).substitute(variables)
+            except KeyError as missing:
+                raise ConfigError(f"[apps.{self.name}] env {key}: no port named {missing} in local.toml") from None
         return env
 
     def start(self) -> str:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from scripts.platform import binaries, probes
+from scripts.platform.config import ConfigError
 from scripts.platform.parts.base import Part
 from scripts.platform.probes import Health
 from scripts.platform.processes import ProcessSpec
@@ -30,6 +31,14 @@ class Kafka(Part):
     def ports(self) -> str:
         return str(self.port)
 
+    def storage_engine(self) -> str:
+        storage = self.cfg.get("kafka", "storage", "s3")
+        if storage == "memory":
+            return "memory://tansu/"  # fast, and gone at every restart
+        if storage != "s3":
+            raise ConfigError(f"[kafka] storage must be \"s3\" or \"memory\", not {storage!r}")
+        return f"s3://{self.cfg.get('kafka', 'bucket')}/"
+
     def start(self) -> str:
         s3 = self.cfg.section("seaweedfs")
         data = self.cfg.data_dir / "kafka"  # tansu keeps nothing locally; a tidy working directory
@@ -39,7 +48,7 @@ class Kafka(Part):
             str(binaries.tansu()), "broker",
             "--listener-url", listener,
             "--advertised-listener-url", listener,
-            "--storage-engine", f"s3://{self.cfg.get('kafka', 'bucket')}/",
+            "--storage-engine", self.storage_engine(),
         ]
         env = {
             "AWS_ACCESS_KEY_ID": s3["access_key"],
