@@ -3,6 +3,8 @@
 - RESOURCE_EXHAUSTED, or any error carrying RetryInfo (throttling, an open
   circuit breaker): wait the retry-after and try again. Not an attempt: a
   throttled message slows down instead of failing; bounded by a deferral budget.
+- UNAVAILABLE that no connector answered (the connector process is down or
+  restarting): our outage, not the message's fault; deferred the same way.
 - UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, UNKNOWN, ABORTED: a transient
   failure; retried with exponential backoff and jitter, up to max_attempts.
 - Anything else (INVALID_ARGUMENT, FAILED_PRECONDITION, NOT_FOUND, ...): the
@@ -16,7 +18,7 @@ import random
 
 import grpc
 
-from services.runtime.status_details import retry_after_seconds
+from services.runtime.status_details import answered_by, retry_after_seconds
 
 
 class Outcome(enum.Enum):
@@ -39,6 +41,8 @@ def classify(error: grpc.aio.AioRpcError) -> tuple[Outcome, float | None]:
     retry_after = retry_after_seconds(error)
     if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED or (retry_after is not None and error.code() in _TRANSIENT):
         return Outcome.DEFER, retry_after
+    if error.code() == grpc.StatusCode.UNAVAILABLE and answered_by(error) is None:
+        return Outcome.DEFER, None
     if error.code() in _TRANSIENT:
         return Outcome.TRANSIENT, retry_after
     return Outcome.PERMANENT, None

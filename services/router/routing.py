@@ -127,7 +127,7 @@ class Router:
         if connector is None:
             await self._dead_letter(message, recipient, 0, f"no connector is configured for {_channel_name(recipient.channel)}", "", [])
             return
-        attempt, deferred_until = 1, time.monotonic() + self.settings.max_deferral_seconds
+        attempt, deferrals, deferred_until = 1, 0, time.monotonic() + self.settings.max_deferral_seconds
         request = connector_requests.SendMessageRequest(
             message_id=message.message_id,
             conversation_id=message.conversation_id,
@@ -153,8 +153,12 @@ class Router:
                 if outcome is Outcome.DEFER and time.monotonic() + (retry_after or 0) > deferred_until:
                     await self._dead_letter(message, recipient, attempt, f"still deferred after {self.settings.max_deferral_seconds:.0f}s: {reason}", error.code().name, [dispatched])
                     return
+                if outcome is Outcome.DEFER:
+                    deferrals += 1
                 delay = retry_after if retry_after is not None else backoff_seconds(
-                    attempt, self.settings.backoff_base_seconds, self.settings.backoff_max_seconds
+                    deferrals if outcome is Outcome.DEFER else attempt,
+                    self.settings.backoff_base_seconds,
+                    self.settings.backoff_max_seconds,
                 )
                 retrying = _change(S.DELIVERY_STATUS_RETRYING, attempt, reason, error.code().name)
                 retrying.next_attempt_time.FromNanoseconds(time.time_ns() + int(delay * 1e9))

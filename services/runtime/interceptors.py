@@ -19,7 +19,7 @@ from typing import Any
 import grpc
 from services.runtime import metrics
 from services.runtime.errors import ServiceError
-from services.runtime.status_details import retry_trailers
+from services.runtime.status_details import ANSWERED_BY_TRAILER, retry_trailers
 
 log = logging.getLogger("chat4all.rpc")
 
@@ -64,16 +64,17 @@ class _Call:
         metrics.RPC_IN_FLIGHT.labels(service, method).inc()
 
     async def fail(self, error: BaseException, context: grpc.aio.ServicerContext) -> None:
+        answered = ((ANSWERED_BY_TRAILER, self.service),)
         if isinstance(error, ServiceError):
             await context.abort(
                 error.code,
                 error.message,
-                trailing_metadata=retry_trailers(error.code, error.message, error.retry_after_seconds),
+                trailing_metadata=retry_trailers(error.code, error.message, error.retry_after_seconds) + answered,
             )
         if isinstance(error, NotImplementedError):
-            await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{self.method} is not implemented yet")
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{self.method} is not implemented yet", answered)
         log.error("unhandled error in %s/%s", self.service, self.method, exc_info=error)
-        await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        await context.abort(grpc.StatusCode.INTERNAL, "internal error", answered)
 
     def finish(self, context: grpc.aio.ServicerContext, cancelled: bool = False) -> None:
         elapsed = time.perf_counter() - self.started

@@ -11,6 +11,9 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 DETAILS_TRAILER = "grpc-status-details-bin"
+# Set on every error a Chat4All server itself returns. An error without it never reached a
+# server (connection refused, reset, proxy failure): the callee is down, not the request bad.
+ANSWERED_BY_TRAILER = "chat4all-answered-by"
 
 
 def retry_trailers(code: grpc.StatusCode, message: str, retry_after_seconds: float | None) -> tuple[tuple[str, bytes], ...]:
@@ -22,6 +25,10 @@ def retry_trailers(code: grpc.StatusCode, message: str, retry_after_seconds: flo
     detail.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
     status = status_pb2.Status(code=code.value[0], message=message, details=[detail])
     return ((DETAILS_TRAILER, status.SerializeToString()),)
+
+
+def answered_by(error: grpc.aio.AioRpcError) -> str | None:
+    return next((value for key, value in error.trailing_metadata() or () if key == ANSWERED_BY_TRAILER), None)
 
 
 def retry_after_seconds(error: grpc.aio.AioRpcError) -> float | None:

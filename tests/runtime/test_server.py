@@ -62,6 +62,7 @@ async def test_domain_error_carries_code_message_and_retry_info(sample):
     assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert error.value.details() == "slow down"
     trailers = dict(error.value.trailing_metadata())
+    assert trailers["chat4all-answered-by"] == sample_service.SERVICE  # not a transport failure
     status = status_pb2.Status.FromString(trailers["grpc-status-details-bin"])
     retry = error_details_pb2.RetryInfo()
     assert status.details[0].Unpack(retry)
