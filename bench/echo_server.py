@@ -4,7 +4,6 @@ ceiling for one Python gRPC process, to read Chat4All's numbers against."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 import grpc
 import uvloop

@@ -1,6 +1,9 @@
 """End-to-end benchmark of the send path on the local platform.
 
-    scripts/platformctl up && .venv/bin/python -m bench.run [--rates 100,500,1000] [--seconds 30]
+    .venv/bin/python -m bench.run [--rates 100,500,1000] [--seconds 30] [--storage memory|s3]
+
+It starts its own platform (platformctl on free ports, its own database), so a developer's
+running platform is untouched, and stops it at the end.
 
 Measures, in one run on this machine:
 - the bare gRPC echo rate of one Python process (the ceiling to read the rest against);
@@ -24,16 +27,13 @@ from pathlib import Path
 
 import aiohttp
 import grpc
-from chat4all.channel.v1 import channel_pb2
-from chat4all.conversations.v1 import message_pb2 as conversation_pb2
-from chat4all.conversations.v1 import request_response_pb2 as conversation_requests
 from chat4all.conversations.v1 import service_pb2_grpc as conversation_grpc
-from chat4all.users.v1 import message_pb2 as user_pb2
-from chat4all.users.v1 import request_response_pb2 as user_requests
 from chat4all.users.v1 import service_pb2_grpc as user_grpc
 
 from scripts.platform import binaries
-from scripts.platform import config as platform_config
+from tests.support.platform import running_platform
+from tests.support.ports import free_port
+from tests.support.scenarios import telegram_conversations
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
@@ -44,33 +44,30 @@ def percentile(values: list[float], q: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1) if ordered else float("nan")
 
 
-async def make_conversations(cfg, count: int) -> list[dict]:
-    apps = cfg.apps
+async def make_conversations(apps: dict, count: int) -> list[dict]:
     users = user_grpc.UserServiceStub(grpc.aio.insecure_channel(f"127.0.0.1:{apps['users']['grpc_port']}"))
     conversations = conversation_grpc.ConversationServiceStub(
         grpc.aio.insecure_channel(f"127.0.0.1:{apps['conversations']['grpc_port']}")
     )
-    run = uuid.uuid4().hex[:6]
+    return await telegram_conversations(users, conversations, count)
 
-    async def one(i: int) -> dict:
-        sender = await users.CreateUser(user_requests.CreateUserRequest(request_id=str(uuid.uuid4()), display_name=f"agent {i}"))
-        chat_id = str(int(time.time()) * 1000 + i)  # a fresh private chat per run
-        customer = await users.CreateUser(user_requests.CreateUserRequest(
-            request_id=str(uuid.uuid4()), display_name=f"customer {run}-{i}",
-            identities=[user_pb2.ExternalIdentity(channel=channel_pb2.Channel.CHANNEL_TELEGRAM, external_id=chat_id)],
-        ))
-        created = await conversations.CreateConversation(conversation_requests.CreateConversationRequest(
-            request_id=str(uuid.uuid4()), type=conversation_pb2.ConversationType.CONVERSATION_TYPE_DIRECT,
-            members=[conversation_pb2.Member(user_id=sender.user.user_id), conversation_pb2.Member(user_id=customer.user.user_id)],
-        ))
-        return {"conversation_id": created.conversation.conversation_id, "sender_user_id": sender.user.user_id, "chat_id": chat_id}
 
-    return list(await asyncio.gather(*(one(i) for i in range(count))))
+def bench_platform(storage: str):
+    def customize(raw: dict) -> None:
+        raw["kafka"]["storage"] = storage
+        raw["envoy"]["access_log"] = False
+        for app in raw["apps"].values():
+            app.setdefault("env", {})["C4A_LOG_LEVEL"] = "WARNING"  # one line per RPC costs CPU
+        # Chat4All is measured, not Telegram's per-chat and per-bot limits.
+        raw["apps"]["telegram"]["env"].update({
+            "C4A_TELEGRAM_PRIVATE_CHAT_PER_SECOND": "1000", "C4A_TELEGRAM_PRIVATE_CHAT_BURST": "1000",
+            "C4A_TELEGRAM_BOT_PER_SECOND": "100000", "C4A_TELEGRAM_BOT_BURST": "100000",
+        })
+
+    return running_platform(customize)
 
 
 def echo_rps(seconds: int) -> dict:
-    from tests.support.ports import free_port  # the same free-port helper the tests use
-
     port = free_port()
     server = subprocess.Popen(["taskset", "-c", "0", sys.executable, str(BENCH / "echo_server.py"), "--port", str(port)])
     try:
@@ -107,17 +104,17 @@ async def deliveries(session, base: str, run_tag: str, expected: int, wait: floa
     deadline = time.monotonic() + wait
     while True:
         records = await emulator(session, base, "GET", "requests?method=sendMessage&limit=1000000")
-        mine = [r for r in records.get("requests", records) if str(r["params"].get("text", "")).startswith(run_tag)]
+        mine = [r for r in records["requests"] if str(r["params"].get("text", "")).startswith(run_tag)]
         if len(mine) >= expected or time.monotonic() > deadline:
             return mine
         await asyncio.sleep(0.5)
 
 
-def offered_load(cfg, conversations_file: Path, rate: int, seconds: int, tag: str) -> dict:
+def offered_load(apps: dict, conversations_file: Path, rate: int, seconds: int, tag: str) -> dict:
     summary = RESULTS / f"send-{rate}-summary.json"
     subprocess.run(
         [str(binaries.k6()), "run", "-q", "--summary-export", str(summary),
-         "-e", f"TARGET=127.0.0.1:{cfg.apps['messaging']['grpc_port']}", "-e", f"RATE={rate}",
+         "-e", f"TARGET=127.0.0.1:{apps['messaging']['grpc_port']}", "-e", f"RATE={rate}",
          "-e", f"DURATION={seconds}s", "-e", f"RUN={tag}", "-e", f"CONVERSATIONS={conversations_file}",
          "-e", f"VUS={max(20, rate // 10)}", str(BENCH / "send.js")],
         check=True, capture_output=True,
@@ -140,16 +137,23 @@ async def main() -> None:
     parser.add_argument("--rates", default="100,500,1000")
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--conversations", type=int, default=200)
+    parser.add_argument("--storage", choices=["memory", "s3"], default="memory")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
-    cfg = platform_config.load()
-    emulator_base = f"http://127.0.0.1:{cfg.apps['telegram_emulator']['http_port']}"
-    bootstrap = f"127.0.0.1:{cfg.section('kafka')['port']}"
+    with bench_platform(args.storage) as platform:
+        platform.check("up", timeout=300)
+        await measure(args, platform.raw)
 
-    conversations = await make_conversations(cfg, args.conversations)
+
+async def measure(args, raw: dict) -> None:
+    apps = raw["apps"]
+    emulator_base = f"http://127.0.0.1:{apps['telegram_emulator']['http_port']}"
+    bootstrap = f"127.0.0.1:{raw['kafka']['port']}"
+    conversations = await make_conversations(apps, args.conversations)
     conversations_file = RESULTS / "conversations.json"
     conversations_file.write_text(json.dumps(conversations))
-    result = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "conversations": args.conversations, "seconds": args.seconds}
+    result = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "conversations": args.conversations,
+              "seconds": args.seconds, "storage": args.storage}
     result["echo"] = echo_rps(10)
     result["phases"] = []
     async with aiohttp.ClientSession() as session:
@@ -159,7 +163,7 @@ async def main() -> None:
             ack = broker_ack(bootstrap, rate, min(args.seconds, 10))
             tag = f"bench-{uuid.uuid4().hex[:6]}"
             started = time.time()
-            phase = offered_load(cfg, conversations_file, rate, args.seconds, tag)
+            phase = offered_load(apps, conversations_file, rate, args.seconds, tag)
             received = await deliveries(session, emulator_base, tag, phase["accepted"], wait=120)
             latencies = [r["received_at"] * 1000 - int(r["params"]["text"].split()[1]) for r in received]
             times = sorted(r["received_at"] for r in received)
@@ -176,13 +180,13 @@ async def main() -> None:
             })
             result["phases"].append(phase)
             print(json.dumps(phase), flush=True)
-    (RESULTS / f"run-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(result, indent=2))
+    (RESULTS / f"run-{args.storage}-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(result, indent=2))
     print(markdown(result))
 
 
 def markdown(result: dict) -> str:
     lines = [
-        f"Bare gRPC echo (one Python process, one core): {result['echo']['rps']} calls/s.",
+        f"Broker storage: {result['storage']}. Bare gRPC echo (one Python process, one core): {result['echo']['rps']} calls/s.",
         "",
         "| offered msg/s | accepted | delivered | e2e msg/s | API p50/p95/p99 ms | broker ack p50/p99 ms | delivery p50/p95/p99 ms |",
         "|---|---|---|---|---|---|---|",
