@@ -10,6 +10,7 @@ Members who are in the bound platform chat already read it there.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from chat4all.channel.v1 import channel_pb2
@@ -66,11 +67,12 @@ class RecipientResolver:
             came_from_chat = inbound is not None and inbound.channel == binding.channel and inbound.external_chat_id == binding.external_group_id
             if not came_from_chat:
                 recipients.append(message_pb2.Recipient(channel=binding.channel, external_id=binding.external_group_id))
-        for member in conversation.members:
-            if member.user_id == message.sender_user_id:
-                continue
-            user = (await self.users.GetUser(user_requests.GetUserRequest(user_id=member.user_id), timeout=5)).user
-            channel, external_id = choose_channel(member.preferred_channel, user)
+        others = [m for m in conversation.members if m.user_id != message.sender_user_id]
+        users = await asyncio.gather(
+            *(self.users.GetUser(user_requests.GetUserRequest(user_id=m.user_id), timeout=5) for m in others)
+        )
+        for member, reply in zip(others, users):
+            channel, external_id = choose_channel(member.preferred_channel, reply.user)
             if bound and channel == binding.channel:
                 continue
             recipients.append(message_pb2.Recipient(user_id=member.user_id, channel=channel, external_id=external_id))
