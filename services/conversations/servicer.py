@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import uuid
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -15,7 +16,7 @@ from chat4all.conversations.v1 import message_pb2 as pb, request_response_pb2 as
 from services.conversations.settings import ConversationSettings
 from services.conversations.store import Binding, ConversationStore, MemberSpec, request_hash
 from services.conversations.user_directory import UserDirectory
-from services.runtime import page_tokens
+from services.runtime import change_feed, page_tokens
 from services.runtime.app import Runtime
 from services.runtime.errors import InvalidArgument
 from services.runtime.validation import page_size, require_uuid
@@ -33,9 +34,11 @@ _TYPES = {pb.CONVERSATION_TYPE_DIRECT, pb.CONVERSATION_TYPE_GROUP}
 
 
 class ConversationService(service_pb2_grpc.ConversationServiceServicer):
-    def __init__(self, store: ConversationStore, users: UserDirectory) -> None:
+    def __init__(self, store: ConversationStore, users: UserDirectory, announce: change_feed.Announce = change_feed.nobody) -> None:
         self.store = store
         self.users = users
+        # Tells the caches of other services (membership checks, routing) this conversation changed.
+        self.announce = announce
 
     async def CreateConversation(
         self, request: rr.CreateConversationRequest, context: grpc.aio.ServicerContext
@@ -114,6 +117,7 @@ class ConversationService(service_pb2_grpc.ConversationServiceServicer):
         conversation = await self.store.add_member(
             request_id, request_hash("AddMember", normalised), conversation_id, member
         )
+        await self.announce(str(conversation_id))
         return rr.AddMemberResponse(conversation=conversation)
 
     async def RemoveMember(
@@ -125,6 +129,7 @@ class ConversationService(service_pb2_grpc.ConversationServiceServicer):
         conversation = await self.store.remove_member(
             request_id, request_hash("RemoveMember", request), conversation_id, user_id, request.reason
         )
+        await self.announce(str(conversation_id))
         return rr.RemoveMemberResponse(conversation=conversation)
 
     async def ListMembershipChanges(
@@ -191,6 +196,8 @@ async def setup(runtime: Runtime) -> None:
     users = UserDirectory(await runtime.channel(settings.users_target))
     runtime.add_servicer(
         service_pb2_grpc.add_ConversationServiceServicer_to_server,
-        ConversationService(ConversationStore(pool), users),
+        ConversationService(
+            ConversationStore(pool), users, partial(change_feed.announce, await runtime.redis(), change_feed.CONVERSATIONS)
+        ),
         SERVICE_NAME,
     )

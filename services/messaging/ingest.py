@@ -14,21 +14,18 @@ import hashlib
 import logging
 import uuid
 
-import grpc
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from chat4all.conversations.v1 import request_response_pb2 as conversation_requests
-from chat4all.conversations.v1 import service_pb2_grpc as conversation_grpc
 from chat4all.events.v1 import event_pb2
 from chat4all.messaging.v1 import message_pb2, request_response_pb2
 from psycopg_pool import AsyncConnectionPool
 
 from services.messaging import topics
+from services.messaging.directory import Directory
 from services.runtime import kafka
 from services.runtime.errors import (
     AlreadyExists,
     InvalidArgument,
-    NotFound,
     PermissionDenied,
     Unavailable,
     Unimplemented,
@@ -65,13 +62,13 @@ class Ingest:
         self,
         pool: AsyncConnectionPool,
         producer: AIOKafkaProducer,
-        conversations: conversation_grpc.ConversationServiceStub,
+        directory: Directory,
         ack_timeout: float = 10.0,
     ) -> None:
         self.ack_timeout = ack_timeout
         self.pool = pool
         self.producer = producer
-        self.conversations = conversations
+        self.directory = directory
 
     async def send(self, client_id: str, request: request_response_pb2.SendMessageRequest) -> request_response_pb2.SendMessageResponse:
         request_id = require_uuid(request.request_id, "request_id", v4=True)
@@ -103,15 +100,8 @@ class Ingest:
         return response
 
     async def _check_membership(self, conversation_id: str, sender: str) -> None:
-        try:
-            reply = await self.conversations.GetConversation(
-                conversation_requests.GetConversationRequest(conversation_id=conversation_id), timeout=5
-            )
-        except grpc.aio.AioRpcError as error:
-            if error.code() == grpc.StatusCode.NOT_FOUND:
-                raise NotFound(f"conversation {conversation_id} does not exist") from None
-            raise Unavailable(f"conversation service: {error.code().name}") from None
-        if not any(member.user_id == sender for member in reply.conversation.members):
+        conversation = await self.directory.conversation(conversation_id)
+        if not any(member.user_id == sender for member in conversation.members):
             raise PermissionDenied(f"user {sender} is not a member of conversation {conversation_id}")
 
     async def _earlier_answer(self, conn, client_id: str, request_id: str, request_hash: bytes):

@@ -11,15 +11,14 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import grpc
 from aiokafka.errors import KafkaError
 from google.protobuf.timestamp_pb2 import Timestamp
-from chat4all.conversations.v1 import request_response_pb2 as conversation_requests
 from chat4all.conversations.v1 import service_pb2_grpc as conversation_grpc
 from chat4all.events.v1 import event_pb2
 from chat4all.messaging.v1 import message_pb2, request_response_pb2, service_pb2, service_pb2_grpc
 
 from services.messaging import store, topics
+from services.messaging.directory import Directory
 from services.messaging.event_feed import EventFeed
 from services.messaging.ingest import Ingest
 from services.messaging.settings import MessagingSettings
@@ -35,13 +34,13 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 class MessageService(service_pb2_grpc.MessageServiceServicer):
-    def __init__(self, settings: MessagingSettings, pool, producer, conversations, feed: EventFeed) -> None:
+    def __init__(self, settings: MessagingSettings, pool, producer, directory: Directory, feed: EventFeed) -> None:
         self.settings = settings
         self.pool = pool
         self.producer = producer
-        self.conversations = conversations
+        self.directory = directory
         self.feed = feed
-        self.ingest = Ingest(pool, producer, conversations, settings.kafka_ack_timeout_seconds)
+        self.ingest = Ingest(pool, producer, directory, settings.kafka_ack_timeout_seconds)
 
     async def SendMessage(self, request, context):
         return await self.ingest.send(client_id(context), request)
@@ -144,14 +143,7 @@ class MessageService(service_pb2_grpc.MessageServiceServicer):
         return request_response_pb2.ReplayDeadLetterResponse(dead_letter=found[0])
 
     async def _require_conversation(self, conversation_id: str) -> None:
-        try:
-            await self.conversations.GetConversation(
-                conversation_requests.GetConversationRequest(conversation_id=conversation_id), timeout=5
-            )
-        except grpc.aio.AioRpcError as error:
-            if error.code() == grpc.StatusCode.NOT_FOUND:
-                raise NotFound(f"conversation {conversation_id} does not exist") from None
-            raise Unavailable(f"conversation service: {error.code().name}") from None
+        await self.directory.conversation(conversation_id)
 
 
 def _cursor(conversation_id: str, seq: int) -> str:
@@ -176,8 +168,11 @@ async def setup(runtime: Runtime) -> None:
     pool = await runtime.postgres("messaging", MIGRATIONS)
     producer = await runtime.kafka_producer()
     channel = await runtime.channel(settings.conversations_target)
+    directory = Directory(await runtime.redis(), conversation_grpc.ConversationServiceStub(channel))
+    await directory.start()
+    runtime.on_shutdown(directory.stop)
     feed = EventFeed(settings.postgres_dsn)
     await feed.start()
     runtime.on_shutdown(feed.stop)
-    servicer = MessageService(settings, pool, producer, conversation_grpc.ConversationServiceStub(channel), feed)
+    servicer = MessageService(settings, pool, producer, directory, feed)
     runtime.add_servicer(service_pb2_grpc.add_MessageServiceServicer_to_server, servicer, SERVICE_NAME)

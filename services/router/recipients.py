@@ -15,12 +15,10 @@ from dataclasses import dataclass
 
 from chat4all.channel.v1 import channel_pb2
 from chat4all.conversations.v1 import message_pb2 as conversation_pb2
-from chat4all.conversations.v1 import request_response_pb2 as conversation_requests
-from chat4all.conversations.v1 import service_pb2_grpc as conversation_grpc
 from chat4all.messaging.v1 import message_pb2
 from chat4all.users.v1 import message_pb2 as user_pb2
-from chat4all.users.v1 import request_response_pb2 as user_requests
-from chat4all.users.v1 import service_pb2_grpc as user_grpc
+
+from services.messaging.directory import Directory
 
 INTERNAL = channel_pb2.Channel.CHANNEL_INTERNAL
 
@@ -50,15 +48,11 @@ def choose_channel(preferred: int, user: user_pb2.User) -> tuple[int, str]:
 
 
 class RecipientResolver:
-    def __init__(self, conversations: conversation_grpc.ConversationServiceStub, users: user_grpc.UserServiceStub) -> None:
-        self.conversations = conversations
-        self.users = users
+    def __init__(self, directory: Directory) -> None:
+        self.directory = directory
 
     async def resolve(self, message: message_pb2.Message) -> Audience:
-        reply = await self.conversations.GetConversation(
-            conversation_requests.GetConversationRequest(conversation_id=message.conversation_id), timeout=5
-        )
-        conversation = reply.conversation
+        conversation = await self.directory.conversation(message.conversation_id)
         recipients: list[message_pb2.Recipient] = []
         bound = conversation.HasField("platform_binding")
         binding = conversation.platform_binding
@@ -68,11 +62,9 @@ class RecipientResolver:
             if not came_from_chat:
                 recipients.append(message_pb2.Recipient(channel=binding.channel, external_id=binding.external_group_id))
         others = [m for m in conversation.members if m.user_id != message.sender_user_id]
-        users = await asyncio.gather(
-            *(self.users.GetUser(user_requests.GetUserRequest(user_id=m.user_id), timeout=5) for m in others)
-        )
-        for member, reply in zip(others, users):
-            channel, external_id = choose_channel(member.preferred_channel, reply.user)
+        users = await asyncio.gather(*(self.directory.user(m.user_id) for m in others))
+        for member, user in zip(others, users):
+            channel, external_id = choose_channel(member.preferred_channel, user)
             if bound and channel == binding.channel:
                 continue
             recipients.append(message_pb2.Recipient(user_id=member.user_id, channel=channel, external_id=external_id))

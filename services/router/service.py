@@ -13,6 +13,7 @@ from chat4all.users.v1 import service_pb2_grpc as user_grpc
 
 import services.messaging
 from services.messaging import topics
+from services.messaging.directory import Directory
 from services.router.connectors import Connector, parse_connectors
 from services.router.inbound import InboundIngest
 from services.router.pipeline import Pipeline
@@ -38,7 +39,10 @@ async def setup(runtime: Runtime) -> None:
         for channel, (target, account) in parse_connectors(settings.connectors).items()
     }
 
-    router = Router(settings, pool, producer, RecipientResolver(conversations, users), connectors)
+    directory = Directory(await runtime.redis(), conversations, users)
+    await directory.start()
+    runtime.on_shutdown(directory.stop)
+    router = Router(settings, pool, producer, RecipientResolver(directory), connectors)
     inbound = InboundIngest(producer, users, conversations)
     pipelines = [
         Pipeline("messages", await _consumer(runtime, settings.consumer_group), [topics.MESSAGES], router.handle,

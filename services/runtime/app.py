@@ -82,8 +82,8 @@ class Runtime:
             await postgres.migrate(pool, component or s.service_name, migrations)
         return pool
 
-    async def redis(self):
-        client = await redis_client.open_redis(self.settings.redis_url, self.settings.service_name)
+    async def redis(self, max_connections: int = 50, wait_seconds: float = 10.0):
+        client = await redis_client.open_redis(self.settings.redis_url, self.settings.service_name, max_connections, wait_seconds)
         return await self.own(client, lambda r: r.aclose())
 
     async def kafka_producer(self, **overrides):

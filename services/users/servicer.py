@@ -9,12 +9,14 @@ would be a partial merge that looks complete.
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from pathlib import Path
 
 import grpc
 from chat4all.channel.v1 import channel_pb2
 from chat4all.users.v1 import message_pb2, request_response_pb2 as rr, service_pb2, service_pb2_grpc
 
+from services.runtime import change_feed
 from services.runtime.app import Runtime
 from services.runtime.errors import InvalidArgument
 from services.runtime.validation import require_uuid
@@ -30,8 +32,10 @@ _NOT_PLATFORMS = {channel_pb2.CHANNEL_UNSPECIFIED, channel_pb2.CHANNEL_INTERNAL}
 
 
 class UserService(service_pb2_grpc.UserServiceServicer):
-    def __init__(self, store: UserStore) -> None:
+    def __init__(self, store: UserStore, announce: change_feed.Announce = change_feed.nobody) -> None:
         self.store = store
+        # Tells the caches of other services (routing) this user's identities changed.
+        self.announce = announce
 
     async def CreateUser(self, request: rr.CreateUserRequest, context: grpc.aio.ServicerContext) -> rr.CreateUserResponse:
         request_id = _request_id(request.request_id)
@@ -69,6 +73,7 @@ class UserService(service_pb2_grpc.UserServiceServicer):
         normalised.CopyFrom(request)
         normalised.identity.ClearField("link_time")
         user = await self.store.link_identity(request_id, request_hash("LinkIdentity", normalised), user_id, identity)
+        await self.announce(str(user_id))
         return rr.LinkIdentityResponse(user=user)
 
     async def UnlinkIdentity(
@@ -81,6 +86,7 @@ class UserService(service_pb2_grpc.UserServiceServicer):
         user = await self.store.unlink_identity(
             request_id, request_hash("UnlinkIdentity", request), user_id, channel, external_id
         )
+        await self.announce(str(user_id))
         return rr.UnlinkIdentityResponse(user=user)
 
     async def ResolveIdentity(
@@ -128,4 +134,5 @@ def _identity(field: str, identity: message_pb2.ExternalIdentity) -> Identity:
 
 async def setup(runtime: Runtime) -> None:
     pool = await runtime.postgres("users", MIGRATIONS)
-    runtime.add_servicer(service_pb2_grpc.add_UserServiceServicer_to_server, UserService(UserStore(pool)), SERVICE_NAME)
+    announce = partial(change_feed.announce, await runtime.redis(), change_feed.USERS)
+    runtime.add_servicer(service_pb2_grpc.add_UserServiceServicer_to_server, UserService(UserStore(pool), announce), SERVICE_NAME)

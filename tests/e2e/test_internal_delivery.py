@@ -131,3 +131,28 @@ async def test_history_is_newest_first_and_the_stream_resumes_from_its_cursor(ap
         if not token:
             break
     assert texts == [f"m{i}" for i in reversed(range(6))]
+
+
+async def test_a_removed_member_gets_nothing_from_the_next_message_on(api):
+    from chat4all.conversations.v1 import message_pb2 as conversation_pb2
+    from chat4all.conversations.v1 import request_response_pb2 as conversation_requests
+
+    alice, bob, carol = await api.user("Alice"), await api.user("Bob"), await api.user("Carol")
+    created = await api.conversations.CreateConversation(conversation_requests.CreateConversationRequest(
+        request_id=str(uuid.uuid4()), type=conversation_pb2.ConversationType.CONVERSATION_TYPE_GROUP,
+        members=[conversation_pb2.Member(user_id=u, role=conversation_pb2.MemberRole.MEMBER_ROLE_OWNER if u == alice else 0) for u in (alice, bob, carol)],
+    ))
+    conversation = created.conversation.conversation_id
+    first = await api.messages.SendMessage(send_request(conversation, alice, "to both"))
+    message = await wait_for_message(api, first.message_id, lambda m: len(m.deliveries) == 2)
+    assert {d.recipient.user_id for d in message.deliveries} == {bob, carol}
+
+    # Cached lookups must not outlive the change: the very next message skips Bob.
+    await api.conversations.RemoveMember(conversation_requests.RemoveMemberRequest(
+        request_id=str(uuid.uuid4()), conversation_id=conversation, user_id=bob))
+    second = await api.messages.SendMessage(send_request(conversation, alice, "to Carol only"))
+    message = await wait_for_message(api, second.message_id, lambda m: bool(m.deliveries))
+    assert [d.recipient.user_id for d in message.deliveries] == [carol]
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await api.messages.SendMessage(send_request(conversation, bob, "am I still here?"))
+    assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED

@@ -137,6 +137,8 @@ def running_platform(customize: Callable[[dict[str, Any]], None] = lambda raw: N
     database = f"c4a_platform_test_{uuid.uuid4().hex[:10]}"
     raw["postgres"]["database"] = database
     raw["envoy"]["access_log"] = False
+    # The machine's Redis is shared: rate limits, send ledger and update dedup of this run are its own.
+    raw["apps"]["telegram"].setdefault("env", {})["C4A_TELEGRAM_REDIS_PREFIX"] = f"c4a-test:{database}"
     customize(raw)
     # Not under pytest's 0700 tmp folders: should the platform initdb its own cluster, the
     # postgres user must be able to reach var/data/postgres.

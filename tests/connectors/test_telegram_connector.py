@@ -1,0 +1,562 @@
+"""The Telegram connector against real parts: the Telegram Bot API emulator as a
+process, the machine's Redis, a tansu broker, and the connector's gRPC server
+in-process through the runtime.
+
+Every test uses a bot token of its own, so its emulator state (chats, flood
+buckets, update queue, webhook) and its Redis keys are its own; the inbound
+records of a test are the ones keyed by its bot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import string
+import sys
+import time
+import uuid
+from collections import defaultdict
+from typing import Any
+
+import aiohttp
+import grpc
+import pytest
+import redis.asyncio as redis
+from aiokafka.errors import KafkaConnectionError
+from chat4all.channel.v1 import channel_pb2
+from chat4all.connector.v1 import message_pb2, request_response_pb2, service_pb2_grpc
+from chat4all.conversations.v1 import message_pb2 as conversations_pb2
+from chat4all.events.v1 import event_pb2
+from chat4all.messaging.v1 import message_pb2 as messaging_pb2
+
+from connectors.telegram import service as telegram_service
+from connectors.telegram.settings import TelegramSettings
+from services.messaging import topics
+from services.runtime import kafka
+from services.runtime.app import Runtime
+from services.runtime.config import load_settings
+from services.runtime.status_details import retry_after_seconds
+from tests.support.ports import free_port, wait_for_port
+from tests.support.processes import ChildProcess
+
+SECRET = "s3cret_webhook-token"
+WEBHOOK_PATH = "/telegram/webhook"
+
+
+def new_token() -> str:
+    alphabet = string.ascii_letters + string.digits + "_-"
+    return f"{secrets.randbelow(9 * 10**9) + 10**9}:{''.join(secrets.choice(alphabet) for _ in range(35))}"
+
+
+# Emulator, Redis, Kafka -------------------------------------------------------------------
+
+
+class Emulator:
+    def __init__(self, url: str, http: aiohttp.ClientSession) -> None:
+        self.url = url
+        self.http = http
+
+    async def call(self, verb: str, path: str, **kwargs: Any) -> Any:
+        async with self.http.request(verb, self.url + path, **kwargs) as response:
+            body = await response.json()
+            assert response.status == 200, body
+            return body
+
+    async def requests(self, token: str, method: str) -> list[dict]:
+        return (await self.call("GET", "/_emulator/requests", params={"token": token, "method": method}))["requests"]
+
+    async def messages(self, token: str) -> list[dict]:
+        return (await self.call("GET", "/_emulator/messages", params={"token": token}))["messages"]
+
+    async def inject(self, token: str, update: dict) -> dict:
+        return await self.call("POST", f"/_emulator/bots/{token}/updates", json=update)
+
+    async def inject_batch(self, token: str, updates: list[dict], **options: Any) -> dict:
+        return await self.call("POST", f"/_emulator/bots/{token}/updates:batch", json={"updates": updates, **options})
+
+    async def faults(self, **faults: Any) -> None:
+        await self.call("PUT", "/_emulator/faults", json=faults)
+
+    async def webhook_deliveries(self, token: str, update_id: int, count: int) -> list[dict]:
+        """The webhook attempts for one update, once `count` were made (the emulator records an
+        attempt when our answer reached it, which is after we published)."""
+        async with asyncio.timeout(10):
+            while True:
+                body = await self.call("GET", f"/_emulator/bots/{token}/webhook-deliveries")
+                attempts = [d for d in body["deliveries"] if d["update_id"] == update_id]
+                if len(attempts) >= count:
+                    return attempts
+                await asyncio.sleep(0.05)
+
+    async def wait_until_confirmed(self, token: str) -> None:
+        """Until the bot's pending (unconfirmed) updates are gone; a TimeoutError if they stay."""
+        async with asyncio.timeout(10):
+            while (await self.call("GET", f"/_emulator/bots/{token}/updates"))["updates"]:
+                await asyncio.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+async def emulator(log_dir):
+    port = free_port()
+    process = ChildProcess(
+        f"telegram-emulator-{port}",
+        [sys.executable, "-m", "connectors.emulators.telegram", "--port", str(port), "--seed", "7",
+         "--webhook-initial-backoff", "0.1"],
+        log_dir,
+    )
+    try:
+        wait_for_port(port)
+        async with aiohttp.ClientSession() as http:
+            yield Emulator(f"http://127.0.0.1:{port}", http)
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+async def no_faults(emulator):
+    yield
+    await emulator.call("DELETE", "/_emulator/faults")
+
+
+@pytest.fixture(scope="module")
+async def redis_prefix():
+    """A key prefix of this run; every key under it is deleted afterwards."""
+    prefix = f"c4a-test-telegram-{uuid.uuid4().hex[:12]}"
+    client = redis.from_url(load_settings(TelegramSettings).redis_url)
+    try:
+        yield prefix
+    finally:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+class InboundRecords:
+    """Everything on chat4all.inbound.v1 while the module runs, by bot (the key's middle part)."""
+
+    def __init__(self) -> None:
+        self.by_bot: dict[str, list[tuple[bytes, event_pb2.Event]]] = defaultdict(list)
+        self.arrived = asyncio.Condition()
+
+    async def wait_for(self, bot_id: str, predicate, timeout: float = 15.0) -> list[event_pb2.Event]:
+        async with asyncio.timeout(timeout):
+            async with self.arrived:
+                await self.arrived.wait_for(lambda: predicate(self.events(bot_id)))
+        return self.events(bot_id)
+
+    async def wait_for_text(self, bot_id: str, text: str, timeout: float = 15.0) -> list[event_pb2.Event]:
+        return await self.wait_for(bot_id, lambda events: text in texts(events), timeout)
+
+    def events(self, bot_id: str) -> list[event_pb2.Event]:
+        return [event for _, event in self.by_bot[bot_id]]
+
+    def keys(self, bot_id: str) -> list[bytes]:
+        return [key for key, _ in self.by_bot[bot_id]]
+
+
+def texts(events: list[event_pb2.Event]) -> list[str]:
+    return [event.inbound_message_received.content.text for event in events]
+
+
+@pytest.fixture(scope="module")
+async def inbound(kafka_bootstrap):
+    await kafka.ensure_topics(kafka_bootstrap, {topics.INBOUND: topics.PARTITIONS[topics.INBOUND]})
+    settings = load_settings(TelegramSettings, kafka_bootstrap=kafka_bootstrap)
+    # No group: every partition from the start, without waiting for a group join.
+    consumer = kafka.open_consumer(settings, topics.INBOUND, group_id=None)
+    await consumer.start()
+    records = InboundRecords()
+
+    async def collect() -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=100)
+            if not batches:
+                continue
+            async with records.arrived:
+                for batch in batches.values():
+                    for record in batch:
+                        parts = (record.key or b"").decode().split(":", 2)
+                        if len(parts) == 3:  # other producers' records may share the broker
+                            records.by_bot[parts[1]].append((record.key, kafka.decode(record, event_pb2.Event)))
+                records.arrived.notify_all()
+
+    task = asyncio.create_task(collect())
+    try:
+        yield records
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await consumer.stop()
+
+
+# The connector ------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def connector(emulator: Emulator, redis_prefix: str, kafka_bootstrap: str, token: str, **overrides: Any):
+    values = dict(
+        service_name="telegram-test",
+        grpc_port=0,
+        shutdown_grace_seconds=1,
+        kafka_bootstrap=kafka_bootstrap,
+        telegram_bot_token=token,
+        telegram_api_url=emulator.url,
+        telegram_redis_prefix=redis_prefix,
+        telegram_inbound_mode="off",
+    )
+    settings = load_settings(TelegramSettings, **{**values, **overrides})
+    runtime = Runtime(settings)
+    try:
+        await telegram_service.setup(runtime)
+        await runtime.start()
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{runtime.port}")
+        try:
+            yield service_pb2_grpc.MessageConnectorStub(channel), settings
+        finally:
+            await channel.close()
+    finally:
+        await runtime.stop()
+
+
+def send_request(bot_id: str, chat_id: int | str, text: str = "hello", message_id: str | None = None,
+                 **fields: Any) -> request_response_pb2.SendMessageRequest:
+    return request_response_pb2.SendMessageRequest(
+        message_id=message_id or str(uuid.uuid4()),
+        conversation_id=str(uuid.uuid4()),
+        account_id=bot_id,
+        recipient=messaging_pb2.Recipient(
+            user_id=str(uuid.uuid4()), channel=channel_pb2.CHANNEL_TELEGRAM, external_id=str(chat_id)
+        ),
+        content=messaging_pb2.MessageContent(text=text),
+        attempt=1,
+        **fields,
+    )
+
+
+async def rpc_error(call) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await call
+    return error.value
+
+
+def bot_of(token: str) -> str:
+    return token.split(":", 1)[0]
+
+
+# Sending ------------------------------------------------------------------------------------
+
+
+async def test_a_send_reaches_telegram_once_and_a_repeat_is_answered_from_the_record(emulator, redis_prefix,
+                                                                                     kafka_bootstrap, no_faults):
+    token = new_token()
+    bot = bot_of(token)
+    async with connector(emulator, redis_prefix, kafka_bootstrap, token) as (stub, _):
+        request = send_request(bot, 4242, "olá from Chat4All")
+        reply = await stub.SendMessage(request)
+
+        [call] = await emulator.requests(token, "sendMessage")
+        assert call["http_method"] == "POST"
+        assert call["params"] == {"chat_id": 4242, "text": "olá from Chat4All"}
+        assert call["status"] == 200
+        [sent] = await emulator.messages(token)
+        assert reply.platform_message_ids == [str(sent["message_id"])]
+        assert reply.status == messaging_pb2.DELIVERY_STATUS_SENT
+        assert reply.send_time.seconds == sent["message"]["date"]
+
+        assert await stub.SendMessage(request) == reply  # the router's retry after a lost answer
+        assert len(await emulator.requests(token, "sendMessage")) == 1
+
+        # Two replicas handed the same message at once: one sends (slowly), the other waits for
+        # its result.
+        await emulator.faults(latency_ms=300)
+        twin = send_request(bot, 4343, "only once")
+        first, second = await asyncio.gather(stub.SendMessage(twin), stub.SendMessage(twin))
+        await emulator.call("DELETE", "/_emulator/faults")
+        assert first == second
+        assert len(await emulator.requests(token, "sendMessage")) == 2
+
+        # In a group the bot speaks for many people: the author is named.
+        await stub.SendMessage(send_request(bot, -1001234567890, "hi all", sender_display_name="Ana Lima"))
+        group_call = (await emulator.requests(token, "sendMessage"))[-1]
+        assert group_call["params"] == {"chat_id": -1001234567890, "text": "Ana Lima: hi all"}
+
+
+async def test_platform_answers_map_to_the_contracts_codes(emulator, redis_prefix, kafka_bootstrap, no_faults):
+    token = new_token()
+    bot = bot_of(token)
+    async with connector(emulator, redis_prefix, kafka_bootstrap, token) as (stub, _):
+        await emulator.faults(fail_next_429=1, retry_after=7)
+        throttled = await rpc_error(stub.SendMessage(send_request(bot, 501)))
+        assert throttled.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert retry_after_seconds(throttled) == 7
+        assert "429" in throttled.details()
+
+        await emulator.faults(fail_next=1, error_status=503)
+        request = send_request(bot, 502)
+        failed = await rpc_error(stub.SendMessage(request))
+        assert failed.code() == grpc.StatusCode.UNAVAILABLE
+        assert "503" in failed.details()
+        # A failed send is not recorded: the router's retry goes out.
+        assert len((await stub.SendMessage(request)).platform_message_ids) == 1
+
+        # 400 (no such chat): permanent.
+        missing = await rpc_error(stub.SendMessage(send_request(bot, 0)))
+        assert missing.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "400 Bad Request: chat not found" in missing.details()
+
+        await emulator.call("POST", f"/_emulator/bots/{token}/chats", json={"id": 503, "blocked": True})
+        blocked = await rpc_error(stub.SendMessage(send_request(bot, 503)))
+        assert blocked.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "403 Forbidden: bot was blocked by the user" in blocked.details()
+        assert token not in blocked.details()
+
+        # Refused by the connector itself, without calling Telegram.
+        before = len(await emulator.requests(token, "sendMessage"))
+        attachment = send_request(bot, 504)
+        attachment.content.attachments.add(file_id="f1", content_type="image/png", download_url="http://x/f1")
+        refused = await rpc_error(stub.SendMessage(attachment))
+        assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert refused.details() == "attachments are not supported by this connector yet"
+        template = send_request(bot, 504)
+        template.content.template.name = "order_update"
+        assert (await rpc_error(stub.SendMessage(template))).code() == grpc.StatusCode.INVALID_ARGUMENT
+        too_long = await rpc_error(stub.SendMessage(send_request(bot, 504, "x" * 4097)))
+        assert too_long.code() == grpc.StatusCode.INVALID_ARGUMENT
+        bad_chat = await rpc_error(stub.SendMessage(send_request(bot, "not-a-chat")))
+        assert bad_chat.code() == grpc.StatusCode.INVALID_ARGUMENT
+        other_bot = await rpc_error(stub.SendMessage(send_request("999", 504)))
+        assert other_bot.code() == grpc.StatusCode.NOT_FOUND
+        assert len(await emulator.requests(token, "sendMessage")) == before
+
+
+async def test_the_local_limits_refuse_before_telegram_and_per_chat(emulator, redis_prefix, kafka_bootstrap):
+    token = new_token()
+    bot = bot_of(token)
+    limits = dict(telegram_private_chat_per_second=1.0, telegram_private_chat_burst=2, telegram_group_burst=1)
+    async with connector(emulator, redis_prefix, kafka_bootstrap, token, **limits) as (stub, _):
+        answers = []
+        for i in range(5):
+            try:
+                answers.append(await stub.SendMessage(send_request(bot, 601, f"burst {i}")))
+            except grpc.aio.AioRpcError as error:
+                answers.append(error)
+        accepted = [a for a in answers if isinstance(a, request_response_pb2.SendMessageResponse)]
+        refused = [a for a in answers if isinstance(a, grpc.aio.AioRpcError)]
+        assert len(accepted) == 2 and answers[:2] == accepted
+        assert [error.code() for error in refused] == [grpc.StatusCode.RESOURCE_EXHAUSTED] * 3
+        for error in refused:
+            assert 0 < retry_after_seconds(error) <= 1.0
+        sent = await emulator.requests(token, "sendMessage")
+        assert [call["params"]["text"] for call in sent] == ["burst 0", "burst 1"]  # the refused never left
+
+        # Another chat has its own limit.
+        await stub.SendMessage(send_request(bot, 602, "elsewhere"))
+
+        # Groups: 20 a minute, one every 3 s after the burst (1 here).
+        await stub.SendMessage(send_request(bot, -100777, "group 1"))
+        group = await rpc_error(stub.SendMessage(send_request(bot, -100777, "group 2")))
+        assert group.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert 2.5 < retry_after_seconds(group) <= 3.0
+
+        # The wait it gave is the real one: after it, the chat takes a message again.
+        await asyncio.sleep(retry_after_seconds(refused[-1]))
+        await stub.SendMessage(send_request(bot, 601, "after the wait"))
+        assert len(await emulator.requests(token, "sendMessage")) == 5
+
+
+async def test_capabilities_and_health(emulator, redis_prefix, kafka_bootstrap):
+    token = new_token()
+    bot = bot_of(token)
+    async with connector(emulator, redis_prefix, kafka_bootstrap, token) as (stub, _):
+        capabilities = await stub.GetCapabilities(request_response_pb2.GetCapabilitiesRequest(account_id=bot))
+        assert capabilities.channel == channel_pb2.CHANNEL_TELEGRAM
+        assert list(capabilities.content_kinds) == [message_pb2.CONTENT_KIND_TEXT]
+        assert capabilities.supports_groups and capabilities.max_text_length == 4096
+        assert list(capabilities.reported_statuses) == []  # SENT is final on Telegram
+        limits = {(limit.scope, limit.max_messages, limit.period.seconds) for limit in capabilities.rate_limits}
+        assert limits == {
+            (message_pb2.RATE_LIMIT_SCOPE_RECIPIENT, 1, 1),
+            (message_pb2.RATE_LIMIT_SCOPE_GROUP, 20, 60),
+            (message_pb2.RATE_LIMIT_SCOPE_ACCOUNT, 30, 1),
+        }
+        health = await stub.CheckHealth(request_response_pb2.CheckHealthRequest())
+        assert health.platform_reachable and health.circuit_state == message_pb2.CIRCUIT_STATE_CLOSED
+        assert 0 < health.latency.ToNanoseconds() < 2e9
+        assert abs(health.check_time.seconds - time.time()) < 5
+        assert len(await emulator.requests(token, "getMe")) == 1
+        unknown = await rpc_error(stub.CheckHealth(request_response_pb2.CheckHealthRequest(account_id="1")))
+        assert unknown.code() == grpc.StatusCode.NOT_FOUND
+
+    # A platform that does not answer.
+    async with connector(emulator, redis_prefix, kafka_bootstrap, token,
+                         telegram_api_url=f"http://127.0.0.1:{free_port()}") as (stub, _):
+        health = await stub.CheckHealth(request_response_pb2.CheckHealthRequest())
+        assert not health.platform_reachable and health.detail
+        assert token not in health.detail
+
+
+# Inbound: webhook ---------------------------------------------------------------------------
+
+
+def webhook_settings(port: int) -> dict[str, Any]:
+    return dict(
+        telegram_inbound_mode="webhook",
+        telegram_webhook_port=port,
+        telegram_webhook_path=WEBHOOK_PATH,
+        telegram_webhook_secret=SECRET,
+        telegram_webhook_public_url=f"http://127.0.0.1:{port}{WEBHOOK_PATH}",
+    )
+
+
+async def test_webhook_updates_are_published_once_each_and_only_with_the_secret(emulator, redis_prefix,
+                                                                                kafka_bootstrap, inbound):
+    token = new_token()
+    bot = bot_of(token)
+    port = free_port()
+    async with connector(emulator, redis_prefix, kafka_bootstrap, token, **webhook_settings(port)):
+        [registration] = await emulator.requests(token, "setWebhook")
+        assert registration["params"]["secret_token"] == SECRET
+        assert registration["params"]["max_connections"] == 1  # Telegram then delivers in order, one at a time
+
+        before = time.time()
+        injected = await emulator.inject(token, {
+            "from": {"id": 777001, "first_name": "Ana", "last_name": "Lima", "username": "analima"},
+            "text": "oi, tudo bem?",
+        })
+        [event] = await inbound.wait_for(bot, lambda events: len(events) >= 1)
+        message = injected["update"]["message"]
+        [key] = inbound.keys(bot)
+        assert key == f"{channel_pb2.CHANNEL_TELEGRAM}:{bot}:777001".encode()
+        assert event.WhichOneof("payload") == "inbound_message_received"
+        assert uuid.UUID(event.event_id).version == 4
+        assert event.conversation_id == ""
+        received = event.inbound_message_received
+        assert received.channel == channel_pb2.CHANNEL_TELEGRAM
+        assert received.account_id == bot
+        assert received.external_sender_id == "777001"
+        assert received.external_sender_display_name == "Ana Lima"
+        assert received.external_message_id == str(message["message_id"])
+        assert received.external_chat_id == "777001"
+        assert received.chat_type == conversations_pb2.CONVERSATION_TYPE_DIRECT
+        assert received.content == messaging_pb2.MessageContent(text="oi, tudo bem?")
+        assert received.platform_time.seconds == message["date"]
+        assert event.occur_time == received.platform_time
+        assert before - 1 <= received.receive_time.ToNanoseconds() / 1e9 <= time.time()
+
+        # A group message; then what is not a user's text message is dropped.
+        await emulator.inject(token, {
+            "chat": {"id": -1009988776655, "type": "supergroup", "title": "Team"},
+            "from": {"id": 777002, "first_name": "Bruno"}, "text": "in the group",
+        })
+        await emulator.inject(token, {"from": {"id": 777003, "first_name": "Bot", "is_bot": True}, "text": "a bot"})
+        await emulator.inject(token, {"from": {"id": 777001, "first_name": "Ana"}, "text": "edit",
+                                      "update_type": "edited_message"})
+        # Forged: no secret, and a wrong one. Nothing is published for them.
+        forged = {"update_id": 1, "message": {"message_id": 1, "date": 1, "text": "forged",
+                                              "chat": {"id": 777001, "type": "private"},
+                                              "from": {"id": 777001, "is_bot": False, "first_name": "Eve"}}}
+        async with aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
+            for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "wrong"}):
+                async with http.post(url, json=forged, headers=headers) as response:
+                    assert response.status == 401
+        # A duplicated delivery (Telegram retrying after a lost answer).
+        duplicated = await emulator.inject(token, {"from": {"id": 777001, "first_name": "Ana"}, "text": "twice?",
+                                                   "duplicate": 2})
+        await emulator.inject(token, {"from": {"id": 777001, "first_name": "Ana"}, "text": "last"})
+
+        events = await inbound.wait_for(bot, lambda events: {"last", "in the group"} <= set(texts(events)))
+        # Order holds per chat (a chat is one partition), not across chats.
+        private = [e for e in events if e.inbound_message_received.external_chat_id == "777001"]
+        [group_event] = [e for e in events if e.inbound_message_received.external_chat_id == "-1009988776655"]
+        assert texts(private) == ["oi, tudo bem?", "twice?", "last"]
+        assert len(events) == 4
+        group = group_event.inbound_message_received
+        assert group.chat_type == conversations_pb2.CONVERSATION_TYPE_GROUP
+        assert (group.external_chat_id, group.external_sender_id) == ("-1009988776655", "777002")
+        assert group.external_sender_display_name == "Bruno"
+        assert f"{channel_pb2.CHANNEL_TELEGRAM}:{bot}:-1009988776655".encode() in inbound.keys(bot)
+        twice = await emulator.webhook_deliveries(token, duplicated["update_id"], 3)
+        assert [d["status"] for d in twice] == [200, 200, 200]
+
+
+async def test_webhook_redeliveries_in_any_order_are_published_once_and_none_lost(emulator, redis_prefix,
+                                                                                 kafka_bootstrap, inbound):
+    """Telegram itself keeps order (one connection, next update after the previous was
+    acknowledged); a platform that shuffles anyway loses nothing and duplicates nothing.
+    Restoring order there would mean acknowledging an update before Kafka has it."""
+    token = new_token()
+    bot = bot_of(token)
+    port = free_port()
+    async with connector(emulator, redis_prefix, kafka_bootstrap, token, **webhook_settings(port)):
+        sender = {"id": 888001, "first_name": "Caio"}
+        batch = await emulator.inject_batch(
+            token, [{"from": sender, "text": f"m{i}", "duplicate": 1} for i in range(5)], shuffle=True, seed=3
+        )
+        events = await inbound.wait_for(bot, lambda events: len(events) >= 5)
+        await emulator.inject(token, {"from": sender, "text": "sentinel"})
+        events = await inbound.wait_for_text(bot, "sentinel")
+        assert sorted(texts(events)[:-1]) == [f"m{i}" for i in range(5)]
+        assert len(events) == 6
+        deliveries = (await emulator.call("GET", f"/_emulator/bots/{token}/webhook-deliveries"))["deliveries"]
+        delivered = [d["update_id"] for d in deliveries if d["update_id"] in batch["update_ids"]]
+        assert len(delivered) == 10 and delivered != sorted(delivered)  # the emulator did shuffle
+
+
+async def test_a_webhook_update_kafka_did_not_take_is_answered_500_and_comes_again(emulator, redis_prefix,
+                                                                                  kafka_bootstrap, inbound,
+                                                                                  monkeypatch):
+    token = new_token()
+    bot = bot_of(token)
+    publish = kafka.publish
+    calls = 0
+
+    async def flaky_publish(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise KafkaConnectionError("broker unavailable")
+        return await publish(*args, **kwargs)
+
+    monkeypatch.setattr(kafka, "publish", flaky_publish)
+    async with connector(emulator, redis_prefix, kafka_bootstrap, token, **webhook_settings(free_port())):
+        injected = await emulator.inject(token, {"from": {"id": 555001, "first_name": "Eva"}, "text": "persist me"})
+        events = await inbound.wait_for_text(bot, "persist me")
+        attempts = await emulator.webhook_deliveries(token, injected["update_id"], 2)
+    assert [d["status"] for d in attempts] == [500, 200]
+    assert texts(events) == ["persist me"] and calls == 2
+
+
+# Inbound: polling ---------------------------------------------------------------------------
+
+
+async def test_polling_publishes_in_update_order_once_and_resumes_after_a_restart(emulator, redis_prefix,
+                                                                                   kafka_bootstrap, inbound):
+    token = new_token()
+    bot = bot_of(token)
+    polling = dict(telegram_inbound_mode="polling", telegram_poll_timeout_seconds=5)
+    sender = {"id": 999001, "first_name": "Dora"}
+    async with connector(emulator, redis_prefix, kafka_bootstrap, token, **polling):
+        # Queued out of order (and one twice): one getUpdates answer holds them all.
+        batch = await emulator.inject_batch(
+            token, [{"from": sender, "text": f"p{i}", "duplicate": int(i == 1)} for i in range(4)], shuffle=True, seed=7
+        )
+        events = await inbound.wait_for(bot, lambda events: len(events) >= 4)
+        assert texts(events) == ["p0", "p1", "p2", "p3"]
+        assert len({event.event_id for event in events}) == 4
+        # The next getUpdates confirms them: Telegram forgets them.
+        await emulator.wait_until_confirmed(token)
+
+    await emulator.call("DELETE", "/_emulator/requests")
+    await emulator.inject(token, {"from": sender, "text": "while down"})
+    async with connector(emulator, redis_prefix, kafka_bootstrap, token, **polling):
+        await inbound.wait_for_text(bot, "while down")
+        await emulator.inject(token, {"from": sender, "text": "after restart"})
+        events = await inbound.wait_for_text(bot, "after restart")
+        first_poll = (await emulator.requests(token, "getUpdates"))[0]
+        # It resumed right after the last update it handled before the restart.
+        assert first_poll["params"]["offset"] == max(batch["update_ids"]) + 1
+    assert texts(events) == ["p0", "p1", "p2", "p3", "while down", "after restart"]
