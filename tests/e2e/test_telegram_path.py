@@ -271,3 +271,23 @@ async def test_inbound_update_reaches_history_and_stream_once_and_forged_webhook
     await asyncio.sleep(2)
     listed = await client.messages.ListMessages(messaging_requests.ListMessagesRequest(conversation_id=conversation_id))
     assert [m.content.text for m in listed.messages] == ["tudo bem?", "oi"]  # the duplicate and the forgeries stored nothing
+
+
+async def test_one_trace_covers_api_router_and_connector(client, platform):
+    [conversation] = await telegram_conversations(client.users, client.conversations, 1)
+    trace_id = uuid.uuid4().hex
+    request = messaging_requests.SendMessageRequest(
+        request_id=str(uuid.uuid4()), conversation_id=conversation["conversation_id"],
+        sender_user_id=conversation["sender_user_id"], content=message_pb2.MessageContent(text=f"traced {trace_id}"),
+    )
+    await client.messages.SendMessage(request, metadata=(("traceparent", f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"),))
+    await wait_for_sends(client, f"traced {trace_id}", 1)
+
+    def traced(log_name: str, method: str) -> list[dict]:
+        lines = (platform.var / "log" / f"{log_name}.log").read_text().splitlines()
+        entries = [json.loads(line) for line in lines if line.startswith("{")]
+        return [e for e in entries if e.get("trace_id") == trace_id and e.get("grpc_method") == method]
+
+    # The API call, and -- through the Kafka record's headers and the router -- the connector's call.
+    assert traced("messaging", "SendMessage")
+    assert traced("telegram", "SendMessage")
