@@ -55,6 +55,27 @@ async def append_event(conn: AsyncConnection, event: message_pb2.ConversationEve
     return row[0]
 
 
+async def append_events(conn: AsyncConnection, events: Sequence[message_pb2.ConversationEvent]) -> None:
+    """Append several events of one conversation in one statement, in order."""
+    if not events:
+        return
+    conversation_id = events[0].conversation_id
+    await conn.execute(
+        """
+        INSERT INTO conversation_events (conversation_id, seq, event, occur_time)
+        SELECT %(c)s, head.seq + batch.n, batch.event, batch.occur_time
+          FROM (SELECT coalesce(max(seq), 0) AS seq FROM conversation_events WHERE conversation_id = %(c)s) AS head,
+               unnest(%(e)s::bytea[], %(t)s::timestamptz[]) WITH ORDINALITY AS batch(event, occur_time, n)
+        """,
+        {
+            "c": conversation_id,
+            "e": [e.SerializeToString() for e in events],
+            "t": [e.occur_time.ToDatetime(UTC) for e in events],
+        },
+    )
+    await conn.execute("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, conversation_id))
+
+
 async def events_after(
     conn: AsyncConnection, conversation_id: str, after_seq: int, limit: int = 500
 ) -> list[tuple[int, message_pb2.ConversationEvent]]:
@@ -147,16 +168,17 @@ async def deliveries_of(conn: AsyncConnection, message_id: str) -> list[Delivery
     return [DeliveryRow(message_pb2.Recipient.FromString(r), s, a) for r, s, a in rows]
 
 
-async def record_status(
+async def record_changes(
     conn: AsyncConnection,
     message_id: str,
     recipient: message_pb2.Recipient,
-    change: message_pb2.StatusChange,
+    changes: Sequence[message_pb2.StatusChange],
     platform_message_ids: Sequence[str] = (),
     new_round: bool = False,
-) -> message_pb2.DeliveryUpdate | None:
-    """Append a status change to a delivery's history; move its status only forward
-    (or back to ACCEPTED when a replay starts a new round). None if the delivery is unknown."""
+) -> list[message_pb2.DeliveryUpdate] | None:
+    """Append status changes to a delivery's history in one statement; its status moves only
+    forward (or back to ACCEPTED when a replay starts a new round). One update per change, each
+    with the status it left; None if the delivery is unknown."""
     key = recipient_key(recipient)
     row = await (
         await conn.execute(
@@ -166,20 +188,31 @@ async def record_status(
     ).fetchone()
     if row is None:
         return None
-    current, attempts = row
-    moves = new_round or advances(current, change.status)
-    status = change.status if moves else current
-    attempts = 0 if new_round else max(attempts, change.attempt)
+    status, attempts = row
+    updates = []
+    for index, change in enumerate(changes):
+        if (new_round and index == 0) or advances(status, change.status):
+            status = change.status
+        attempts = 0 if new_round and index == 0 else max(attempts, change.attempt)
+        updates.append(message_pb2.DeliveryUpdate(message_id=message_id, recipient=recipient, change=change, current_status=status))
     await conn.execute(
         """
         UPDATE deliveries
-           SET status = %s, attempt_count = %s, history = history || %s::bytea,
+           SET status = %s, attempt_count = %s, history = history || %s::bytea[],
                platform_message_ids = platform_message_ids || %s::text[], update_time = %s
          WHERE message_id = %s AND recipient_key = %s
         """,
-        (status, attempts, change.SerializeToString(), list(platform_message_ids), change.record_time.ToDatetime(UTC), message_id, key),
+        (
+            status,
+            attempts,
+            [c.SerializeToString() for c in changes],
+            list(platform_message_ids),
+            changes[-1].record_time.ToDatetime(UTC),
+            message_id,
+            key,
+        ),
     )
-    return message_pb2.DeliveryUpdate(message_id=message_id, recipient=recipient, change=change, current_status=status)
+    return updates
 
 
 async def load_message(conn: AsyncConnection, message_id: str) -> message_pb2.Message | None:

@@ -184,18 +184,19 @@ class Router:
         async with self.pool.connection() as conn, conn.transaction():
             if dead_letter is not None:
                 await store.park_dead_letter(conn, dead_letter)
-            for index, change in enumerate(changes):
-                update = await store.record_status(
-                    conn, message.message_id, recipient, change,
-                    platform_message_ids if index == len(changes) - 1 else (), new_round and index == 0,
-                )
-                if update is None:
-                    log.warning("status for an unknown delivery", extra={"message_id": message.message_id})
-                    return
+            updates = await store.record_changes(
+                conn, message.message_id, recipient, changes, platform_message_ids, new_round
+            )
+            if updates is None:
+                log.warning("status for an unknown delivery", extra={"message_id": message.message_id})
+                return
+            events = []
+            for update in updates:
                 event = message_pb2.ConversationEvent(conversation_id=message.conversation_id)
-                event.occur_time.CopyFrom(change.record_time)
+                event.occur_time.CopyFrom(update.change.record_time)
                 event.delivery_status_changed.CopyFrom(update)
-                await store.append_event(conn, event)
+                events.append(event)
+            await store.append_events(conn, events)
 
     async def _dead_letter(self, message, recipient, attempts: int, reason: str, code: str, before: list) -> None:
         failed = _change(S.DELIVERY_STATUS_FAILED, attempts, reason, code)

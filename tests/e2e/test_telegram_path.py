@@ -202,13 +202,18 @@ async def test_flaky_platform_every_message_ends_sent_or_dead_lettered_and_repla
         for i in range(10):
             ids.append(await send_until_accepted(client.messages, conversation, f"{tag} {index} {i}"))
     messages = await settled(client, ids)
+    # With random faults a message may or may not fail three times in a row; this one does.
+    await client.control("PUT", "faults", {"fail_next": 3})
+    forced = await send_until_accepted(client.messages, conversations[0], f"{tag} forced")
+    messages += await settled(client, [forced])
+    ids.append(forced)
     await client.control("DELETE", "faults")
 
     deliveries = [m.deliveries[0] for m in messages]
     sent = [d for d in deliveries if d.status == S.DELIVERY_STATUS_SENT]
     dead = [d for d in deliveries if d.status == S.DELIVERY_STATUS_DEAD_LETTERED]
-    assert len(sent) + len(dead) == len(ids) == 300
-    assert dead, "with 15% 5xx some message should fail three times in a row"
+    assert len(sent) + len(dead) == len(ids) == 301
+    assert deliveries[-1].status == S.DELIVERY_STATUS_DEAD_LETTERED
     for delivery in dead:  # three real attempts, each a 5xx
         attempts = {c.attempt for c in delivery.history if c.status == S.DELIVERY_STATUS_DISPATCHED}
         assert attempts == {1, 2, 3}
@@ -232,9 +237,10 @@ async def test_flaky_platform_every_message_ends_sent_or_dead_lettered_and_repla
             request_id=str(uuid.uuid4()), dead_letter_id=dead_letter.dead_letter_id))
     messages = await settled(client, ids)
     assert all(m.deliveries[0].status == S.DELIVERY_STATUS_SENT for m in messages)
-    sends = await wait_for_sends(client, tag, 300)
+    sends = await wait_for_sends(client, tag, 301)
     texts = [s["message"]["text"] for s in sends]
-    assert sorted(texts) == sorted(f"{tag} {index} {i}" for index in range(30) for i in range(10))
+    expected = [f"{tag} {index} {i}" for index in range(30) for i in range(10)] + [f"{tag} forced"]
+    assert sorted(texts) == sorted(expected)
 
 
 async def test_inbound_update_reaches_history_and_stream_once_and_forged_webhooks_are_refused(client):
