@@ -89,6 +89,19 @@ class TelegramConnector(service_pb2_grpc.MessageConnectorServicer):
                     f"the {refusal.scope.replace('_', ' ')} send limit is full; retry in {refusal.retry_after_seconds:.3f}s",
                     retry_after_seconds=refusal.retry_after_seconds,
                 )
+        except BaseException:
+            await self.ledger.release(chat_id, message_id, lock)
+            raise
+        # From here the request may reach Telegram: finish it even if this RPC is cancelled (the
+        # router died or gave up waiting), so the send is recorded and a retry is answered from
+        # the ledger instead of sending the message a second time.
+        return await asyncio.shield(self._send_and_record(request, chat_id, text, lock))
+
+    async def _send_and_record(
+        self, request: request_response_pb2.SendMessageRequest, chat_id: int | str, text: str, lock: str
+    ) -> request_response_pb2.SendMessageResponse:
+        message_id = request.message_id
+        try:
             result = await self.api.send_message(chat_id, text)
         except BaseException as error:
             await self.ledger.release(chat_id, message_id, lock)
