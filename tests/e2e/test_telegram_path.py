@@ -16,15 +16,19 @@ from typing import Any
 import aiohttp
 import grpc
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from chat4all.channel.v1 import channel_pb2
 from chat4all.conversations.v1 import message_pb2 as conversation_pb2
 from chat4all.conversations.v1 import request_response_pb2 as conversation_requests
 from chat4all.conversations.v1 import service_pb2_grpc as conversation_grpc
+from chat4all.events.v1 import event_pb2
 from chat4all.messaging.v1 import message_pb2
 from chat4all.messaging.v1 import request_response_pb2 as messaging_requests
 from chat4all.messaging.v1 import service_pb2_grpc as messaging_grpc
 from chat4all.users.v1 import service_pb2_grpc as user_grpc
 
+from services.messaging import topics
+from services.runtime import kafka
 from tests.support.platform import Platform, running_platform
 from tests.support.scenarios import emulator_sends, send_until_accepted, telegram_conversations
 
@@ -297,3 +301,52 @@ async def test_one_trace_covers_api_router_and_connector(client, platform):
     # The API call, and -- through the Kafka record's headers and the router -- the connector's call.
     assert traced("messaging", "SendMessage")
     assert traced("telegram", "SendMessage")
+
+
+async def test_a_throttled_conversation_holds_back_only_itself(client):
+    slow, fast = await telegram_conversations(client.users, client.conversations, 2)
+    tag = f"hol-{uuid.uuid4().hex[:6]}"
+    # Telegram's own per-chat limit (the emulator's: 1/s, bursts of 3) answers 429 with a
+    # retry_after: the slow chat's lane waits it out, in order, while the other chat goes on.
+    await client.control("PUT", "limits", {"enabled": True})
+    try:
+        for i in range(8):
+            await send_until_accepted(client.messages, slow, f"{tag} slow {i}")
+        await send_until_accepted(client.messages, fast, f"{tag} fast")
+        sends = await wait_for_sends(client, tag, 9, timeout=60)
+    finally:
+        await client.control("PUT", "limits", {"enabled": False})
+    texts = [s["message"]["text"] for s in sends]
+    assert [t for t in texts if "slow" in t] == [f"{tag} slow {i}" for i in range(8)]
+    assert texts.index(f"{tag} fast") < texts.index(f"{tag} slow 7")
+
+
+async def test_a_permanent_refusal_is_dead_lettered_at_once_without_retries(client):
+    [conversation] = await telegram_conversations(client.users, client.conversations, 1)
+    await client.control("POST", f"bots/{client.bot_token}/chats", {"id": int(conversation["chat_id"]), "blocked": True})
+    message_id = await send_until_accepted(client.messages, conversation, "to a user who blocked the bot")
+    [message] = await settled(client, [message_id])
+    delivery = message.deliveries[0]
+    assert delivery.status == S.DELIVERY_STATUS_DEAD_LETTERED
+    assert [c.attempt for c in delivery.history if c.status == S.DELIVERY_STATUS_DISPATCHED] == [1]
+    assert "blocked" in delivery.history[-1].reason
+
+    # The dead-letter topic holds the record, with the reason and the attempts.
+    consumer = AIOKafkaConsumer(bootstrap_servers=client.platform.kafka_bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topics.DEAD_LETTERS, p) for p in consumer.partitions_for_topic(topics.DEAD_LETTERS) or range(8)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        found = None
+        async with asyncio.timeout(20):
+            while found is None:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    for record in records:
+                        event = kafka.decode(record, event_pb2.Event)
+                        if event.dead_lettered.dead_letter.message_id == message_id:
+                            found, key = event.dead_lettered.dead_letter, record.key
+    finally:
+        await consumer.stop()
+    assert found.attempt_count == 1 and "blocked" in found.reason
+    assert key.decode() == conversation["conversation_id"]
