@@ -10,6 +10,7 @@ Metrics: started/handled counters, a latency histogram and an in-flight gauge.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
@@ -63,6 +64,22 @@ class _Call:
         metrics.RPC_STARTED.labels(service, method, rpc_type).inc()
         metrics.RPC_IN_FLIGHT.labels(service, method).inc()
 
+    @contextlib.asynccontextmanager
+    async def observing(self, context: grpc.aio.ServicerContext):
+        """Around the handler: map its exception to a status, then record the outcome."""
+        cancelled = False
+        try:
+            yield
+        except grpc.aio.AbortError:
+            raise
+        except _CANCELLATION:
+            cancelled = True
+            raise
+        except BaseException as error:  # noqa: BLE001 - mapped to a status
+            await self.fail(error, context)
+        finally:
+            self.finish(context, cancelled)
+
     async def fail(self, error: BaseException, context: grpc.aio.ServicerContext) -> None:
         answered = ((ANSWERED_BY_TRAILER, self.service),)
         if isinstance(error, ServiceError):
@@ -97,7 +114,8 @@ class _Call:
         )
 
 
-_CANCELLATION = (asyncio.CancelledError, KeyboardInterrupt, SystemExit)
+# The call ended without a status of ours: the client went away, or the process is stopping.
+_CANCELLATION = (asyncio.CancelledError, GeneratorExit, KeyboardInterrupt, SystemExit)
 
 _SERVER_FAULTS = {
     grpc.StatusCode.INTERNAL,
@@ -122,41 +140,21 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
 
                 async def stream(request: Any, context: grpc.aio.ServicerContext):
                     call = _Call(service, method, rpc_type)
-                    cancelled = False
-                    try:
+                    async with call.observing(context):
                         result = behavior(request, context)
                         if inspect.isasyncgen(result):
                             async for response in result:
                                 yield response
                         elif inspect.isawaitable(result):
                             await result  # a handler that writes with context.write()
-                    except grpc.aio.AbortError:
-                        raise
-                    except BaseException as error:  # noqa: BLE001 - mapped to a status below
-                        if isinstance(error, _CANCELLATION):
-                            cancelled = True
-                            raise
-                        await call.fail(error, context)
-                    finally:
-                        call.finish(context, cancelled)
 
                 return stream
 
             async def unary(request: Any, context: grpc.aio.ServicerContext):
                 call = _Call(service, method, rpc_type)
-                cancelled = False
-                try:
+                async with call.observing(context):
                     result = behavior(request, context)
                     return await result if inspect.isawaitable(result) else result
-                except grpc.aio.AbortError:
-                    raise
-                except BaseException as error:  # noqa: BLE001 - mapped to a status below
-                    if isinstance(error, _CANCELLATION):
-                        cancelled = True
-                        raise
-                    await call.fail(error, context)
-                finally:
-                    call.finish(context, cancelled)
 
             return unary
 

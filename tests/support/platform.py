@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import tomllib
@@ -20,20 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from scripts.platform import config as platform_config
+from tests.support.ports import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 CTL = ROOT / "scripts" / "platformctl"
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:  # all bound at once, so the ports differ from each other
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def toml_dumps(table: dict[str, Any], prefix: tuple[str, ...] = ()) -> str:
