@@ -95,9 +95,10 @@ class MessageServiceServicer:
 
         Errors:
         INVALID_ARGUMENT: content has neither body nor attachments, or a field is malformed.
-        NOT_FOUND: the conversation, the sender or an attached file does not exist.
-        FAILED_PRECONDITION: the sender is not a member of the conversation, or an attached file
-        is not CLEAN (still processing, quarantined or failed).
+        NOT_FOUND: the conversation or an attached file does not exist.
+        PERMISSION_DENIED: the sender is not a member of the conversation.
+        FAILED_PRECONDITION: an attached file is not CLEAN (still processing, quarantined or
+        failed).
         ALREADY_EXISTS: request_id was already used for a different request.
         UNAVAILABLE: the Kafka broker is unreachable or did not acknowledge; nothing was accepted.
         """
