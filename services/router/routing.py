@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Sequence
 
 import grpc
+import psycopg
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from chat4all.channel.v1 import channel_pb2
 from chat4all.connector.v1 import request_response_pb2 as connector_requests
@@ -104,15 +105,18 @@ class Router:
         for recipient in audience.recipients:
             delivery = created.message_created.deliveries.add(recipient=recipient, status=S.DELIVERY_STATUS_ACCEPTED, history=[accepted])
             delivery.update_time.CopyFrom(accepted.change_time)
+        stored = False
         async with self.pool.connection() as conn, conn.transaction():
             seq = await store.append_event(conn, created)
             if not await store.insert_message(conn, message, seq, client_id if request_id else None, request_id):
                 # The same client request under another message_id (its acknowledgement was
-                # lost and the client retried): already stored once, drop this copy.
-                await conn.rollback()
-                log.info("dropped a duplicate of an earlier request", extra={"message_id": message.message_id})
-                return
+                # lost and the client retried): already stored once; undo this copy's event.
+                raise psycopg.Rollback()
             await store.insert_deliveries(conn, message.message_id, audience.recipients, accepted)
+            stored = True
+        if not stored:
+            log.info("dropped a duplicate of an earlier request", extra={"message_id": message.message_id})
+            return
         await self._deliver_all(message, audience)
 
     async def _deliver_all(self, message: message_pb2.Message, audience: Audience) -> None:

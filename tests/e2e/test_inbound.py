@@ -10,12 +10,15 @@ from chat4all.channel.v1 import channel_pb2
 from chat4all.conversations.v1 import message_pb2 as conversation_pb2
 from chat4all.conversations.v1 import request_response_pb2 as conversation_requests
 from chat4all.events.v1 import event_pb2
+from chat4all.messaging.v1 import message_pb2
 from chat4all.messaging.v1 import request_response_pb2 as messaging_requests
 from chat4all.users.v1 import request_response_pb2 as user_requests
 
 from services.messaging import topics
+from services.messaging.ingest import CLIENT_HEADER
 from services.runtime import kafka
 from services.runtime.config import load_settings
+from tests.e2e.test_internal_delivery import send_request, wait_for_message
 
 TELEGRAM = channel_pb2.Channel.CHANNEL_TELEGRAM
 BOT = "7000001"
@@ -110,3 +113,30 @@ async def test_internal_member_of_a_bound_conversation_receives_inbound_messages
     assert delivery.recipient.channel == channel_pb2.Channel.CHANNEL_INTERNAL
     # Not echoed back to the Telegram chat it came from.
     assert all(d.recipient.channel != TELEGRAM for m in messages for d in m.deliveries)
+
+
+async def test_a_client_request_republished_under_a_new_message_id_is_stored_once(api, producer):
+    # What happens when SendMessage's acknowledgement is lost after the broker took the record
+    # and the client's retry is accepted again under a new id: the router keeps the first.
+    alice, bob = await api.user("Alice"), await api.user("Bob")
+    conversation = await api.conversation(alice, bob)
+    request_id = str(uuid.uuid4())
+    ids = []
+    for _ in range(2):
+        event = event_pb2.Event(event_id=str(uuid.uuid4()), conversation_id=conversation)
+        event.occur_time.GetCurrentTime()
+        message = event.message_accepted.message
+        message.message_id = str(uuid.uuid4())
+        message.conversation_id = conversation
+        message.sender_user_id = alice
+        message.content.CopyFrom(message_pb2.MessageContent(text="sent twice"))
+        message.origin.internal.request_id = request_id
+        message.create_time.GetCurrentTime()
+        await kafka.publish(producer, topics.MESSAGES, conversation, event, {CLIENT_HEADER: "client-a"})
+        ids.append(message.message_id)
+    after = await api.messages.SendMessage(send_request(conversation, alice, "and then this"))
+    await wait_for_message(api, after.message_id, lambda m: bool(m.deliveries))  # the router went on
+
+    listed = await api.messages.ListMessages(messaging_requests.ListMessagesRequest(conversation_id=conversation))
+    assert [m.content.text for m in listed.messages] == ["and then this", "sent twice"]
+    assert listed.messages[1].message_id == ids[0]
