@@ -14,12 +14,13 @@ from chat4all.channel.v1 import channel_pb2
 from chat4all.conversations.v1 import message_pb2 as pb, request_response_pb2 as rr, service_pb2, service_pb2_grpc
 
 from services.conversations.settings import ConversationSettings
-from services.conversations.store import Binding, ConversationStore, MemberSpec, request_hash
+from services.conversations.store import Binding, ConversationStore, MemberSpec
 from services.conversations.user_directory import UserDirectory
 from services.runtime import change_feed, page_tokens
 from services.runtime.app import Runtime
 from services.runtime.errors import InvalidArgument
-from services.runtime.validation import page_size, require_uuid
+from services.runtime.idempotency import request_hash
+from services.runtime.validation import page_size, parse_request_id, parse_uuid
 
 SERVICE = service_pb2.DESCRIPTOR.services_by_name["ConversationService"]
 SERVICE_NAME = SERVICE.full_name
@@ -43,7 +44,7 @@ class ConversationService(service_pb2_grpc.ConversationServiceServicer):
     async def CreateConversation(
         self, request: rr.CreateConversationRequest, context: grpc.aio.ServicerContext
     ) -> rr.CreateConversationResponse:
-        request_id = _request_id(request.request_id)
+        request_id = parse_request_id(request.request_id)
         if request.type not in _TYPES:
             raise InvalidArgument(f"type must be CONVERSATION_TYPE_DIRECT or CONVERSATION_TYPE_GROUP, got {request.type}")
         members = [_member(f"members[{n}]", m) for n, m in enumerate(request.members)]
@@ -82,14 +83,14 @@ class ConversationService(service_pb2_grpc.ConversationServiceServicer):
     async def GetConversation(
         self, request: rr.GetConversationRequest, context: grpc.aio.ServicerContext
     ) -> rr.GetConversationResponse:
-        conversation_id = _uuid("conversation_id", request.conversation_id)
+        conversation_id = parse_uuid(request.conversation_id, "conversation_id")
         return rr.GetConversationResponse(conversation=await self.store.get_conversation(conversation_id))
 
     async def ListConversations(
         self, request: rr.ListConversationsRequest, context: grpc.aio.ServicerContext
     ) -> rr.ListConversationsResponse:
         limit = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        member_user_id = _uuid("member_user_id", request.member_user_id) if request.member_user_id else None
+        member_user_id = parse_uuid(request.member_user_id, "member_user_id") if request.member_user_id else None
         binding = _binding("platform_binding", request.platform_binding) if request.HasField("platform_binding") else None
         # A token only continues the listing it came from (same filters; page_size may change).
         scope = _scope("conversations", str(member_user_id or ""), binding.label if binding else "")
@@ -105,8 +106,8 @@ class ConversationService(service_pb2_grpc.ConversationServiceServicer):
         return rr.ListConversationsResponse(conversations=conversations, next_page_token=token)
 
     async def AddMember(self, request: rr.AddMemberRequest, context: grpc.aio.ServicerContext) -> rr.AddMemberResponse:
-        request_id = _request_id(request.request_id)
-        conversation_id = _uuid("conversation_id", request.conversation_id)
+        request_id = parse_request_id(request.request_id)
+        conversation_id = parse_uuid(request.conversation_id, "conversation_id")
         if not request.HasField("member"):
             raise InvalidArgument("member is required")
         member = _member("member", request.member)
@@ -123,9 +124,9 @@ class ConversationService(service_pb2_grpc.ConversationServiceServicer):
     async def RemoveMember(
         self, request: rr.RemoveMemberRequest, context: grpc.aio.ServicerContext
     ) -> rr.RemoveMemberResponse:
-        request_id = _request_id(request.request_id)
-        conversation_id = _uuid("conversation_id", request.conversation_id)
-        user_id = _uuid("user_id", request.user_id)
+        request_id = parse_request_id(request.request_id)
+        conversation_id = parse_uuid(request.conversation_id, "conversation_id")
+        user_id = parse_uuid(request.user_id, "user_id")
         conversation = await self.store.remove_member(
             request_id, request_hash("RemoveMember", request), conversation_id, user_id, request.reason
         )
@@ -135,7 +136,7 @@ class ConversationService(service_pb2_grpc.ConversationServiceServicer):
     async def ListMembershipChanges(
         self, request: rr.ListMembershipChangesRequest, context: grpc.aio.ServicerContext
     ) -> rr.ListMembershipChangesResponse:
-        conversation_id = _uuid("conversation_id", request.conversation_id)
+        conversation_id = parse_uuid(request.conversation_id, "conversation_id")
         limit = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         scope = _scope("membership-changes", str(conversation_id))
         after_seq = 0
@@ -156,12 +157,6 @@ def _scope(listing: str, *filters: str) -> str:
 # Request checks: INVALID_ARGUMENT naming the field -----------------------------------------
 
 
-def _request_id(value: str) -> uuid.UUID:
-    return uuid.UUID(require_uuid(value, "request_id", v4=True))
-
-
-def _uuid(field: str, value: str) -> uuid.UUID:
-    return uuid.UUID(require_uuid(value, field))
 
 
 def _member(field: str, member: pb.Member) -> MemberSpec:
@@ -170,7 +165,7 @@ def _member(field: str, member: pb.Member) -> MemberSpec:
     if member.preferred_channel not in _CHANNELS:
         raise InvalidArgument(f"{field}.preferred_channel: unknown channel {member.preferred_channel}")
     return MemberSpec(
-        user_id=_uuid(f"{field}.user_id", member.user_id),
+        user_id=parse_uuid(member.user_id, f"{field}.user_id"),
         role=member.role or pb.MEMBER_ROLE_MEMBER,
         preferred_channel=member.preferred_channel,
     )

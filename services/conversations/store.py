@@ -11,14 +11,12 @@ history without gaps and makes "last owner" checks race-free.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from chat4all.channel.v1 import channel_pb2
 from chat4all.conversations.v1 import message_pb2 as pb
-from google.protobuf.message import Message
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -51,10 +49,6 @@ class Binding:
 
 # Where a newest-first page ended: (create_time, conversation_id) of its last conversation.
 ConversationKey = tuple[datetime.datetime, uuid.UUID]
-
-
-def request_hash(method: str, request: Message) -> bytes:
-    return hashlib.sha256(method.encode() + b"\0" + request.SerializeToString(deterministic=True)).digest()
 
 
 class ConversationStore:

@@ -10,7 +10,6 @@ transaction rolls back and nothing is left half-written.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import uuid
 
@@ -30,6 +29,7 @@ from services.runtime.errors import (
     Unavailable,
     Unimplemented,
 )
+from services.runtime.idempotency import request_hash
 from services.runtime.validation import require_uuid
 
 log = logging.getLogger("chat4all.messaging.ingest")
@@ -82,7 +82,7 @@ class Ingest:
         message_id = str(uuid.uuid4())
         response = request_response_pb2.SendMessageResponse(message_id=message_id, status=ACCEPTED)
         response.accept_time.GetCurrentTime()
-        request_hash = hashlib.sha256(request.SerializeToString(deterministic=True)).digest()
+        digest = request_hash("SendMessage", request)
 
         async with self.pool.connection() as conn, conn.transaction():
             claimed = await (
@@ -91,11 +91,11 @@ class Ingest:
                     INSERT INTO idempotency_keys (client_id, request_id, request_hash, response)
                     VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1
                     """,
-                    (client_id, request_id, request_hash, response.SerializeToString()),
+                    (client_id, request_id, digest, response.SerializeToString()),
                 )
             ).fetchone()
             if claimed is None:
-                return await self._earlier_answer(conn, client_id, request_id, request_hash)
+                return await self._earlier_answer(conn, client_id, request_id, digest)
             await self._publish(client_id, request_id, message_id, conversation_id, sender, request.content, response)
         return response
 

@@ -128,7 +128,7 @@ class MessageService(service_pb2_grpc.MessageServiceServicer):
                     return request_response_pb2.ReplayDeadLetterResponse(dead_letter=dead_letter)
                 raise FailedPrecondition(f"dead letter {dead_letter_id} was already replayed")
             message = await store.load_message(conn, dead_letter.message_id)
-            await store.mark_replayed(conn, dead_letter_id, request_id)
+            replayed = await store.mark_replayed(conn, dead_letter_id, request_id)
             event = event_pb2.Event(event_id=str(uuid.uuid4()), conversation_id=dead_letter.conversation_id)
             event.occur_time.GetCurrentTime()
             event.dead_letter_replayed.dead_letter.CopyFrom(dead_letter)
@@ -139,8 +139,7 @@ class MessageService(service_pb2_grpc.MessageServiceServicer):
                     await kafka.publish(self.producer, topics.MESSAGES, dead_letter.conversation_id, event)
             except (KafkaError, TimeoutError):
                 raise Unavailable("the message broker did not acknowledge; nothing was replayed") from None
-            found = await store.lock_dead_letter(conn, dead_letter_id)
-        return request_response_pb2.ReplayDeadLetterResponse(dead_letter=found[0])
+        return request_response_pb2.ReplayDeadLetterResponse(dead_letter=replayed)
 
     async def _require_conversation(self, conversation_id: str) -> None:
         await self.directory.conversation(conversation_id)

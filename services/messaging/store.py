@@ -349,8 +349,15 @@ async def lock_dead_letter(conn: AsyncConnection, dead_letter_id: str) -> tuple[
     return _dead_letter(data, state, replayed), str(request_id) if request_id else None
 
 
-async def mark_replayed(conn: AsyncConnection, dead_letter_id: str, request_id: str) -> None:
-    await conn.execute(
-        "UPDATE dead_letters SET state = %s, replay_time = now(), replay_request_id = %s WHERE dead_letter_id = %s",
-        (message_pb2.DeadLetterState.DEAD_LETTER_STATE_REPLAYED, request_id, dead_letter_id),
-    )
+async def mark_replayed(conn: AsyncConnection, dead_letter_id: str, request_id: str) -> message_pb2.DeadLetter:
+    row = await (
+        await conn.execute(
+            """
+            UPDATE dead_letters SET state = %s, replay_time = now(), replay_request_id = %s
+             WHERE dead_letter_id = %s
+            RETURNING dead_letter, state, replay_time
+            """,
+            (message_pb2.DeadLetterState.DEAD_LETTER_STATE_REPLAYED, request_id, dead_letter_id),
+        )
+    ).fetchone()
+    return _dead_letter(*row)

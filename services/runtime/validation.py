@@ -20,6 +20,15 @@ def require_uuid(value: str, field: str, *, v4: bool = False) -> str:
     return str(parsed)
 
 
+def parse_uuid(value: str, field: str, *, v4: bool = False) -> uuid.UUID:
+    return uuid.UUID(require_uuid(value, field, v4=v4))
+
+
+def parse_request_id(value: str) -> uuid.UUID:
+    """An AIP-155 request_id: required, a UUIDv4."""
+    return parse_uuid(value, "request_id", v4=True)
+
+
 def page_size(requested: int, default: int = 50, maximum: int = 500) -> int:
     if requested < 0:
         raise InvalidArgument("page_size must not be negative")

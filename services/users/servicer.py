@@ -8,7 +8,6 @@ would be a partial merge that looks complete.
 
 from __future__ import annotations
 
-import uuid
 from functools import partial
 from pathlib import Path
 
@@ -19,8 +18,9 @@ from chat4all.users.v1 import message_pb2, request_response_pb2 as rr, service_p
 from services.runtime import change_feed
 from services.runtime.app import Runtime
 from services.runtime.errors import InvalidArgument
-from services.runtime.validation import require_uuid
-from services.users.store import Identity, UserStore, request_hash
+from services.runtime.idempotency import request_hash
+from services.runtime.validation import parse_request_id, parse_uuid
+from services.users.store import Identity, UserStore
 
 SERVICE = service_pb2.DESCRIPTOR.services_by_name["UserService"]
 SERVICE_NAME = SERVICE.full_name
@@ -38,7 +38,7 @@ class UserService(service_pb2_grpc.UserServiceServicer):
         self.announce = announce
 
     async def CreateUser(self, request: rr.CreateUserRequest, context: grpc.aio.ServicerContext) -> rr.CreateUserResponse:
-        request_id = _request_id(request.request_id)
+        request_id = parse_request_id(request.request_id)
         if not request.display_name.strip():
             raise InvalidArgument("display_name is required")
         preferred = _channel("preferred_channel", request.preferred_channel, allow_unspecified=True)
@@ -59,13 +59,13 @@ class UserService(service_pb2_grpc.UserServiceServicer):
         return rr.CreateUserResponse(user=user)
 
     async def GetUser(self, request: rr.GetUserRequest, context: grpc.aio.ServicerContext) -> rr.GetUserResponse:
-        return rr.GetUserResponse(user=await self.store.get_user(_uuid("user_id", request.user_id)))
+        return rr.GetUserResponse(user=await self.store.get_user(parse_uuid(request.user_id, "user_id")))
 
     async def LinkIdentity(
         self, request: rr.LinkIdentityRequest, context: grpc.aio.ServicerContext
     ) -> rr.LinkIdentityResponse:
-        request_id = _request_id(request.request_id)
-        user_id = _uuid("user_id", request.user_id)
+        request_id = parse_request_id(request.request_id)
+        user_id = parse_uuid(request.user_id, "user_id")
         if not request.HasField("identity"):
             raise InvalidArgument("identity is required")
         identity = _identity("identity", request.identity)
@@ -79,8 +79,8 @@ class UserService(service_pb2_grpc.UserServiceServicer):
     async def UnlinkIdentity(
         self, request: rr.UnlinkIdentityRequest, context: grpc.aio.ServicerContext
     ) -> rr.UnlinkIdentityResponse:
-        request_id = _request_id(request.request_id)
-        user_id = _uuid("user_id", request.user_id)
+        request_id = parse_request_id(request.request_id)
+        user_id = parse_uuid(request.user_id, "user_id")
         channel = _channel("channel", request.channel)
         external_id = _external_id("external_id", request.external_id)
         user = await self.store.unlink_identity(
@@ -100,12 +100,6 @@ class UserService(service_pb2_grpc.UserServiceServicer):
 # Request checks: INVALID_ARGUMENT naming the field -----------------------------------------
 
 
-def _request_id(value: str) -> uuid.UUID:
-    return uuid.UUID(require_uuid(value, "request_id", v4=True))
-
-
-def _uuid(field: str, value: str) -> uuid.UUID:
-    return uuid.UUID(require_uuid(value, field))
 
 
 def _channel(field: str, value: int, *, allow_unspecified: bool = False) -> int:

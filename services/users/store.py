@@ -7,13 +7,11 @@ claimed row) answers with the user instead of changing anything twice.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass
 
 from chat4all.channel.v1 import channel_pb2
 from chat4all.users.v1 import message_pb2
-from google.protobuf.message import Message
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -33,10 +31,6 @@ class Identity:
     @property
     def label(self) -> str:
         return f"{channel_pb2.Channel.Name(self.channel)}/{self.external_id}"
-
-
-def request_hash(method: str, request: Message) -> bytes:
-    return hashlib.sha256(method.encode() + b"\0" + request.SerializeToString(deterministic=True)).digest()
 
 
 class UserStore:
