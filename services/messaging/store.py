@@ -175,20 +175,28 @@ async def record_changes(
     changes: Sequence[message_pb2.StatusChange],
     platform_message_ids: Sequence[str] = (),
     new_round: bool = False,
+    skip_recorded: bool = False,
 ) -> list[message_pb2.DeliveryUpdate] | None:
     """Append status changes to a delivery's history in one statement; its status moves only
     forward (or back to ACCEPTED when a replay starts a new round). One update per change, each
-    with the status it left; None if the delivery is unknown."""
+    with the status it left; None if the delivery is unknown. `skip_recorded` drops changes the
+    history holds already (a platform report applied before, redelivered)."""
     key = recipient_key(recipient)
     row = await (
         await conn.execute(
-            "SELECT status, attempt_count FROM deliveries WHERE message_id = %s AND recipient_key = %s FOR UPDATE",
+            f"SELECT status, attempt_count{', history' if skip_recorded else ''} FROM deliveries"
+            " WHERE message_id = %s AND recipient_key = %s FOR UPDATE",
             (message_id, key),
         )
     ).fetchone()
     if row is None:
         return None
-    status, attempts = row
+    status, attempts = row[0], row[1]
+    if skip_recorded:
+        recorded = {_report_identity(message_pb2.StatusChange.FromString(raw)) for raw in row[2]}
+        changes = [change for change in changes if _report_identity(change) not in recorded]
+        if not changes:
+            return []
     updates = []
     for index, change in enumerate(changes):
         if (new_round and index == 0) or advances(status, change.status):
@@ -213,6 +221,10 @@ async def record_changes(
         ),
     )
     return updates
+
+
+def _report_identity(change: message_pb2.StatusChange) -> tuple:
+    return change.status, change.change_time.ToNanoseconds(), change.platform_error_code
 
 
 async def load_message(conn: AsyncConnection, message_id: str) -> message_pb2.Message | None:

@@ -80,6 +80,8 @@ class Router:
                 await self.route_message(event.message_accepted.message, client_id)
             elif kind == "dead_letter_replayed":
                 await self.replay(event.dead_letter_replayed)
+            elif kind == "delivery_status_changed":
+                await self.apply_status_report(event.conversation_id, event.delivery_status_changed)
             else:
                 log.warning("skipping an event the router does not handle", extra={"payload": kind})
 
@@ -183,13 +185,14 @@ class Router:
         platform_message_ids: Sequence[str] = (),
         new_round: bool = False,
         dead_letter: message_pb2.DeadLetter | None = None,
+        skip_recorded: bool = False,
     ) -> None:
         """Append status changes and their stream events in one transaction."""
         async with self.pool.connection() as conn, conn.transaction():
             if dead_letter is not None:
                 await store.park_dead_letter(conn, dead_letter)
             updates = await store.record_changes(
-                conn, message.message_id, recipient, changes, platform_message_ids, new_round
+                conn, message.message_id, recipient, changes, platform_message_ids, new_round, skip_recorded
             )
             if updates is None:
                 log.warning("status for an unknown delivery", extra={"message_id": message.message_id})
@@ -225,6 +228,14 @@ class Router:
         await kafka.publish(self.producer, topics.DEAD_LETTERS, message.conversation_id, event)
         await self._record(message, recipient, [*before, failed, parked], dead_letter=dead_letter)
         log.warning("dead-lettered", extra={"message_id": message.message_id, "reason": reason})
+
+    # Platform status reports ------------------------------------------------------------------
+
+    async def apply_status_report(self, conversation_id: str, report: event_pb2.DeliveryStatusChanged) -> None:
+        """A platform's later word on a delivery (delivered, read, failed), published by its
+        connector on this conversation's partition, so it comes after the message itself."""
+        message = message_pb2.Message(message_id=report.message_id, conversation_id=conversation_id)
+        await self._record(message, report.recipient, [report.change], skip_recorded=True)
 
     # Replays ----------------------------------------------------------------------------
 

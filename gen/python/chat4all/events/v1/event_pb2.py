@@ -23,28 +23,31 @@ _sym_db = _symbol_database.Default()
 
 
 from chat4all.channel.v1 import channel_pb2 as chat4all_dot_channel_dot_v1_dot_channel__pb2
+from chat4all.connector.v1 import message_pb2 as chat4all_dot_connector_dot_v1_dot_message__pb2
 from chat4all.conversations.v1 import message_pb2 as chat4all_dot_conversations_dot_v1_dot_message__pb2
 from chat4all.messaging.v1 import message_pb2 as chat4all_dot_messaging_dot_v1_dot_message__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63hat4all/events/v1/event.proto\x12\x12\x63hat4all.events.v1\x1a!chat4all/channel/v1/channel.proto\x1a\'chat4all/conversations/v1/message.proto\x1a#chat4all/messaging/v1/message.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcf\x03\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12.\n\noccur_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12?\n\x10message_accepted\x18\x04 \x01(\x0b\x32#.chat4all.events.v1.MessageAcceptedH\x00\x12N\n\x18inbound_message_received\x18\x05 \x01(\x0b\x32*.chat4all.events.v1.InboundMessageReceivedH\x00\x12L\n\x17\x64\x65livery_status_changed\x18\x06 \x01(\x0b\x32).chat4all.events.v1.DeliveryStatusChangedH\x00\x12\x39\n\rdead_lettered\x18\x07 \x01(\x0b\x32 .chat4all.events.v1.DeadLetteredH\x00\x12\x46\n\x14\x64\x65\x61\x64_letter_replayed\x18\x08 \x01(\x0b\x32&.chat4all.events.v1.DeadLetterReplayedH\x00\x42\t\n\x07payload\"B\n\x0fMessageAccepted\x12/\n\x07message\x18\x01 \x01(\x0b\x32\x1e.chat4all.messaging.v1.Message\"\xb1\x03\n\x16InboundMessageReceived\x12-\n\x07\x63hannel\x18\x01 \x01(\x0e\x32\x1c.chat4all.channel.v1.Channel\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x1a\n\x12\x65xternal_sender_id\x18\x03 \x01(\t\x12$\n\x1c\x65xternal_sender_display_name\x18\x04 \x01(\t\x12\x1b\n\x13\x65xternal_message_id\x18\x05 \x01(\t\x12\x18\n\x10\x65xternal_chat_id\x18\x06 \x01(\t\x12>\n\tchat_type\x18\x07 \x01(\x0e\x32+.chat4all.conversations.v1.ConversationType\x12\x36\n\x07\x63ontent\x18\x08 \x01(\x0b\x32%.chat4all.messaging.v1.MessageContent\x12\x31\n\rplatform_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0creceive_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb2\x01\n\x15\x44\x65liveryStatusChanged\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x33\n\trecipient\x18\x02 \x01(\x0b\x32 .chat4all.messaging.v1.Recipient\x12\x33\n\x06\x63hange\x18\x03 \x01(\x0b\x32#.chat4all.messaging.v1.StatusChange\x12\x1b\n\x13platform_message_id\x18\x04 \x01(\t\"w\n\x0c\x44\x65\x61\x64Lettered\x12\x36\n\x0b\x64\x65\x61\x64_letter\x18\x01 \x01(\x0b\x32!.chat4all.messaging.v1.DeadLetter\x12/\n\x07message\x18\x02 \x01(\x0b\x32\x1e.chat4all.messaging.v1.Message\"\x91\x01\n\x12\x44\x65\x61\x64LetterReplayed\x12\x36\n\x0b\x64\x65\x61\x64_letter\x18\x01 \x01(\x0b\x32!.chat4all.messaging.v1.DeadLetter\x12/\n\x07message\x18\x02 \x01(\x0b\x32\x1e.chat4all.messaging.v1.Message\x12\x12\n\nrequest_id\x18\x03 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63hat4all/events/v1/event.proto\x12\x12\x63hat4all.events.v1\x1a!chat4all/channel/v1/channel.proto\x1a#chat4all/connector/v1/message.proto\x1a\'chat4all/conversations/v1/message.proto\x1a#chat4all/messaging/v1/message.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcf\x03\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12.\n\noccur_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12?\n\x10message_accepted\x18\x04 \x01(\x0b\x32#.chat4all.events.v1.MessageAcceptedH\x00\x12N\n\x18inbound_message_received\x18\x05 \x01(\x0b\x32*.chat4all.events.v1.InboundMessageReceivedH\x00\x12L\n\x17\x64\x65livery_status_changed\x18\x06 \x01(\x0b\x32).chat4all.events.v1.DeliveryStatusChangedH\x00\x12\x39\n\rdead_lettered\x18\x07 \x01(\x0b\x32 .chat4all.events.v1.DeadLetteredH\x00\x12\x46\n\x14\x64\x65\x61\x64_letter_replayed\x18\x08 \x01(\x0b\x32&.chat4all.events.v1.DeadLetterReplayedH\x00\x42\t\n\x07payload\"B\n\x0fMessageAccepted\x12/\n\x07message\x18\x01 \x01(\x0b\x32\x1e.chat4all.messaging.v1.Message\"\xe3\x03\n\x16InboundMessageReceived\x12-\n\x07\x63hannel\x18\x01 \x01(\x0e\x32\x1c.chat4all.channel.v1.Channel\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x1a\n\x12\x65xternal_sender_id\x18\x03 \x01(\t\x12$\n\x1c\x65xternal_sender_display_name\x18\x04 \x01(\t\x12\x1b\n\x13\x65xternal_message_id\x18\x05 \x01(\t\x12\x18\n\x10\x65xternal_chat_id\x18\x06 \x01(\t\x12>\n\tchat_type\x18\x07 \x01(\x0e\x32+.chat4all.conversations.v1.ConversationType\x12\x36\n\x07\x63ontent\x18\x08 \x01(\x0b\x32%.chat4all.messaging.v1.MessageContent\x12\x31\n\rplatform_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0creceive_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x05media\x18\x0b \x03(\x0b\x32!.chat4all.events.v1.PlatformMedia\"\xa6\x01\n\rPlatformMedia\x12\x30\n\x04kind\x18\x01 \x01(\x0e\x32\".chat4all.connector.v1.ContentKind\x12\x10\n\x08media_id\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x11\n\tmime_type\x18\x04 \x01(\t\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x0f\n\x07\x63\x61ption\x18\x06 \x01(\t\x12\x10\n\x08\x66ilename\x18\x07 \x01(\t\"\xb2\x01\n\x15\x44\x65liveryStatusChanged\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x33\n\trecipient\x18\x02 \x01(\x0b\x32 .chat4all.messaging.v1.Recipient\x12\x33\n\x06\x63hange\x18\x03 \x01(\x0b\x32#.chat4all.messaging.v1.StatusChange\x12\x1b\n\x13platform_message_id\x18\x04 \x01(\t\"w\n\x0c\x44\x65\x61\x64Lettered\x12\x36\n\x0b\x64\x65\x61\x64_letter\x18\x01 \x01(\x0b\x32!.chat4all.messaging.v1.DeadLetter\x12/\n\x07message\x18\x02 \x01(\x0b\x32\x1e.chat4all.messaging.v1.Message\"\x91\x01\n\x12\x44\x65\x61\x64LetterReplayed\x12\x36\n\x0b\x64\x65\x61\x64_letter\x18\x01 \x01(\x0b\x32!.chat4all.messaging.v1.DeadLetter\x12/\n\x07message\x18\x02 \x01(\x0b\x32\x1e.chat4all.messaging.v1.Message\x12\x12\n\nrequest_id\x18\x03 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'chat4all.events.v1.event_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EVENT']._serialized_start=201
-  _globals['_EVENT']._serialized_end=664
-  _globals['_MESSAGEACCEPTED']._serialized_start=666
-  _globals['_MESSAGEACCEPTED']._serialized_end=732
-  _globals['_INBOUNDMESSAGERECEIVED']._serialized_start=735
-  _globals['_INBOUNDMESSAGERECEIVED']._serialized_end=1168
-  _globals['_DELIVERYSTATUSCHANGED']._serialized_start=1171
-  _globals['_DELIVERYSTATUSCHANGED']._serialized_end=1349
-  _globals['_DEADLETTERED']._serialized_start=1351
-  _globals['_DEADLETTERED']._serialized_end=1470
-  _globals['_DEADLETTERREPLAYED']._serialized_start=1473
-  _globals['_DEADLETTERREPLAYED']._serialized_end=1618
+  _globals['_EVENT']._serialized_start=238
+  _globals['_EVENT']._serialized_end=701
+  _globals['_MESSAGEACCEPTED']._serialized_start=703
+  _globals['_MESSAGEACCEPTED']._serialized_end=769
+  _globals['_INBOUNDMESSAGERECEIVED']._serialized_start=772
+  _globals['_INBOUNDMESSAGERECEIVED']._serialized_end=1255
+  _globals['_PLATFORMMEDIA']._serialized_start=1258
+  _globals['_PLATFORMMEDIA']._serialized_end=1424
+  _globals['_DELIVERYSTATUSCHANGED']._serialized_start=1427
+  _globals['_DELIVERYSTATUSCHANGED']._serialized_end=1605
+  _globals['_DEADLETTERED']._serialized_start=1607
+  _globals['_DEADLETTERED']._serialized_end=1726
+  _globals['_DEADLETTERREPLAYED']._serialized_start=1729
+  _globals['_DEADLETTERREPLAYED']._serialized_end=1874
 # @@protoc_insertion_point(module_scope)

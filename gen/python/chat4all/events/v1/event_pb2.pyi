@@ -1,12 +1,14 @@
 import datetime
 
 from chat4all.channel.v1 import channel_pb2 as _channel_pb2
-from chat4all.conversations.v1 import message_pb2 as _message_pb2
-from chat4all.messaging.v1 import message_pb2 as _message_pb2_1
+from chat4all.connector.v1 import message_pb2 as _message_pb2
+from chat4all.conversations.v1 import message_pb2 as _message_pb2_1
+from chat4all.messaging.v1 import message_pb2 as _message_pb2_1_1
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -34,11 +36,11 @@ class Event(_message.Message):
 class MessageAccepted(_message.Message):
     __slots__ = ("message",)
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
-    message: _message_pb2_1.Message
-    def __init__(self, message: _Optional[_Union[_message_pb2_1.Message, _Mapping]] = ...) -> None: ...
+    message: _message_pb2_1_1.Message
+    def __init__(self, message: _Optional[_Union[_message_pb2_1_1.Message, _Mapping]] = ...) -> None: ...
 
 class InboundMessageReceived(_message.Message):
-    __slots__ = ("channel", "account_id", "external_sender_id", "external_sender_display_name", "external_message_id", "external_chat_id", "chat_type", "content", "platform_time", "receive_time")
+    __slots__ = ("channel", "account_id", "external_sender_id", "external_sender_display_name", "external_message_id", "external_chat_id", "chat_type", "content", "platform_time", "receive_time", "media")
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_SENDER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -49,17 +51,37 @@ class InboundMessageReceived(_message.Message):
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     PLATFORM_TIME_FIELD_NUMBER: _ClassVar[int]
     RECEIVE_TIME_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_FIELD_NUMBER: _ClassVar[int]
     channel: _channel_pb2.Channel
     account_id: str
     external_sender_id: str
     external_sender_display_name: str
     external_message_id: str
     external_chat_id: str
-    chat_type: _message_pb2.ConversationType
-    content: _message_pb2_1.MessageContent
+    chat_type: _message_pb2_1.ConversationType
+    content: _message_pb2_1_1.MessageContent
     platform_time: _timestamp_pb2.Timestamp
     receive_time: _timestamp_pb2.Timestamp
-    def __init__(self, channel: _Optional[_Union[_channel_pb2.Channel, str]] = ..., account_id: _Optional[str] = ..., external_sender_id: _Optional[str] = ..., external_sender_display_name: _Optional[str] = ..., external_message_id: _Optional[str] = ..., external_chat_id: _Optional[str] = ..., chat_type: _Optional[_Union[_message_pb2.ConversationType, str]] = ..., content: _Optional[_Union[_message_pb2_1.MessageContent, _Mapping]] = ..., platform_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., receive_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    media: _containers.RepeatedCompositeFieldContainer[PlatformMedia]
+    def __init__(self, channel: _Optional[_Union[_channel_pb2.Channel, str]] = ..., account_id: _Optional[str] = ..., external_sender_id: _Optional[str] = ..., external_sender_display_name: _Optional[str] = ..., external_message_id: _Optional[str] = ..., external_chat_id: _Optional[str] = ..., chat_type: _Optional[_Union[_message_pb2_1.ConversationType, str]] = ..., content: _Optional[_Union[_message_pb2_1_1.MessageContent, _Mapping]] = ..., platform_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., receive_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., media: _Optional[_Iterable[_Union[PlatformMedia, _Mapping]]] = ...) -> None: ...
+
+class PlatformMedia(_message.Message):
+    __slots__ = ("kind", "media_id", "url", "mime_type", "sha256", "caption", "filename")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_ID_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    CAPTION_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    kind: _message_pb2.ContentKind
+    media_id: str
+    url: str
+    mime_type: str
+    sha256: str
+    caption: str
+    filename: str
+    def __init__(self, kind: _Optional[_Union[_message_pb2.ContentKind, str]] = ..., media_id: _Optional[str] = ..., url: _Optional[str] = ..., mime_type: _Optional[str] = ..., sha256: _Optional[str] = ..., caption: _Optional[str] = ..., filename: _Optional[str] = ...) -> None: ...
 
 class DeliveryStatusChanged(_message.Message):
     __slots__ = ("message_id", "recipient", "change", "platform_message_id")
@@ -68,25 +90,25 @@ class DeliveryStatusChanged(_message.Message):
     CHANGE_FIELD_NUMBER: _ClassVar[int]
     PLATFORM_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     message_id: str
-    recipient: _message_pb2_1.Recipient
-    change: _message_pb2_1.StatusChange
+    recipient: _message_pb2_1_1.Recipient
+    change: _message_pb2_1_1.StatusChange
     platform_message_id: str
-    def __init__(self, message_id: _Optional[str] = ..., recipient: _Optional[_Union[_message_pb2_1.Recipient, _Mapping]] = ..., change: _Optional[_Union[_message_pb2_1.StatusChange, _Mapping]] = ..., platform_message_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, message_id: _Optional[str] = ..., recipient: _Optional[_Union[_message_pb2_1_1.Recipient, _Mapping]] = ..., change: _Optional[_Union[_message_pb2_1_1.StatusChange, _Mapping]] = ..., platform_message_id: _Optional[str] = ...) -> None: ...
 
 class DeadLettered(_message.Message):
     __slots__ = ("dead_letter", "message")
     DEAD_LETTER_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
-    dead_letter: _message_pb2_1.DeadLetter
-    message: _message_pb2_1.Message
-    def __init__(self, dead_letter: _Optional[_Union[_message_pb2_1.DeadLetter, _Mapping]] = ..., message: _Optional[_Union[_message_pb2_1.Message, _Mapping]] = ...) -> None: ...
+    dead_letter: _message_pb2_1_1.DeadLetter
+    message: _message_pb2_1_1.Message
+    def __init__(self, dead_letter: _Optional[_Union[_message_pb2_1_1.DeadLetter, _Mapping]] = ..., message: _Optional[_Union[_message_pb2_1_1.Message, _Mapping]] = ...) -> None: ...
 
 class DeadLetterReplayed(_message.Message):
     __slots__ = ("dead_letter", "message", "request_id")
     DEAD_LETTER_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
-    dead_letter: _message_pb2_1.DeadLetter
-    message: _message_pb2_1.Message
+    dead_letter: _message_pb2_1_1.DeadLetter
+    message: _message_pb2_1_1.Message
     request_id: str
-    def __init__(self, dead_letter: _Optional[_Union[_message_pb2_1.DeadLetter, _Mapping]] = ..., message: _Optional[_Union[_message_pb2_1.Message, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, dead_letter: _Optional[_Union[_message_pb2_1_1.DeadLetter, _Mapping]] = ..., message: _Optional[_Union[_message_pb2_1_1.Message, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...

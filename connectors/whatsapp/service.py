@@ -1,0 +1,37 @@
+"""The WhatsApp connector process: MessageConnector over gRPC, and the webhook
+Meta posts messages and statuses to (verification handshake on GET)."""
+
+from __future__ import annotations
+
+import logging
+
+from connectors.sdk.assembly import assemble, open_http
+from connectors.sdk.meta import MetaWebhook
+from connectors.sdk.reply_window import ReplyWindow
+from connectors.whatsapp.events import WhatsAppEvents
+from connectors.whatsapp.platform import WhatsAppPlatform
+from connectors.whatsapp.settings import WhatsAppSettings
+from services.runtime.app import Runtime
+
+log = logging.getLogger("chat4all.whatsapp")
+
+
+async def setup(runtime: Runtime) -> None:
+    settings: WhatsAppSettings = runtime.settings  # type: ignore[assignment]
+    settings.validate()
+    http = await open_http(runtime, "whatsapp", settings, secrets=[settings.whatsapp_access_token])
+    platform = WhatsAppPlatform(settings, http)
+    connector = await assemble(runtime, platform)
+    window = ReplyWindow(connector.redis, f"{connector.prefix}:window", settings.whatsapp_reply_window_seconds)
+    platform.window = window
+
+    publisher = await connector.inbound_publisher()
+    events = WhatsAppEvents(settings.whatsapp_phone_number_id, publisher, connector.status_reports(publisher), window)
+    webhook = MetaWebhook(
+        "whatsapp", "whatsapp_business_account", settings.whatsapp_app_secret, settings.whatsapp_verify_token, events.handle
+    )
+    server = connector.webhook_server()
+    server.add_route("GET", settings.whatsapp_webhook_path, webhook.handshake)
+    server.add_route("POST", settings.whatsapp_webhook_path, webhook.receive)
+    await connector.start_webhooks(server)
+    log.info("whatsapp connector", extra={"phone_number_id": settings.whatsapp_phone_number_id})
