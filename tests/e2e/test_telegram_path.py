@@ -54,8 +54,10 @@ def fast_recovery(raw: dict[str, Any], storage: str = "memory") -> None:
     apps["telegram"]["env"].update({
         "C4A_TELEGRAM_PRIVATE_CHAT_PER_SECOND": "1000", "C4A_TELEGRAM_PRIVATE_CHAT_BURST": "1000",
         "C4A_TELEGRAM_BOT_PER_SECOND": "100000", "C4A_TELEGRAM_BOT_BURST": "100000",
-        # A send in flight when the connector dies is retried once this lock expires.
-        "C4A_TELEGRAM_SEND_LOCK_SECONDS": "3",
+        # A send in flight when the connector dies is retried once this lock expires (it must
+        # outlast the HTTP timeout, so a slow send is never duplicated).
+        "C4A_CONNECTOR_SEND_LOCK_SECONDS": "3",
+        "C4A_CONNECTOR_HTTP_TIMEOUT_SECONDS": "2",
     })
 
 

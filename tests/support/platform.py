@@ -23,6 +23,7 @@ from tests.support.ports import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 CTL = ROOT / "scripts" / "platformctl"
+CONNECTORS = ("telegram", "whatsapp", "instagram")
 
 
 def toml_dumps(table: dict[str, Any], prefix: tuple[str, ...] = ()) -> str:
@@ -126,8 +127,10 @@ def running_platform(customize: Callable[[dict[str, Any]], None] = lambda raw: N
     database = f"c4a_platform_test_{uuid.uuid4().hex[:10]}"
     raw["postgres"]["database"] = database
     raw["envoy"]["access_log"] = False
-    # The machine's Redis is shared: rate limits, send ledger and update dedup of this run are its own.
-    raw["apps"]["telegram"].setdefault("env", {})["C4A_TELEGRAM_REDIS_PREFIX"] = f"c4a-test:{database}"
+    # The machine's Redis is shared: rate limits, send ledgers and inbound dedup of this run are its own.
+    for name in CONNECTORS:
+        if name in raw["apps"]:
+            raw["apps"][name].setdefault("env", {})["C4A_CONNECTOR_REDIS_PREFIX"] = f"c4a-test:{database}:{name}"
     customize(raw)
     # Not under pytest's 0700 tmp folders: should the platform initdb its own cluster, the
     # postgres user must be able to reach var/data/postgres.
