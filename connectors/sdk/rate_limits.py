@@ -43,12 +43,13 @@ for i, key in ipairs(KEYS) do
 end
 return {0, 0}
 """
-# KEYS: one bucket. ARGV: tolerance us, hold us. Moves the bucket's arrival time so that
-# nothing is admitted for `hold` (never moves it back).
+# KEYS: one bucket. ARGV: tolerance us, hold us, interval us. Moves the bucket's arrival time
+# so that nothing is admitted for `hold` and exactly one send is at its end (admission needs
+# tat + interval - t <= tolerance); never moves it back.
 _HOLD = """
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local tat = now + tonumber(ARGV[2]) + tonumber(ARGV[1])
+local tat = now + tonumber(ARGV[2]) + tonumber(ARGV[1]) - tonumber(ARGV[3])
 local current = tonumber(redis.call('GET', KEYS[1]) or 0)
 if current >= tat then return 0 end
 redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.max(1, math.ceil((tat - now) / 1000)))
@@ -103,4 +104,7 @@ class RateLimiter:
 
     async def hold(self, bucket: Bucket, seconds: float) -> None:
         """Admit nothing into `bucket` for `seconds` (the platform said to wait)."""
-        await self._hold(keys=[f"{self._prefix}:{bucket.key}"], args=[bucket.limit.tolerance_us, int(seconds * 1_000_000)])
+        await self._hold(
+            keys=[f"{self._prefix}:{bucket.key}"],
+            args=[bucket.limit.tolerance_us, int(seconds * 1_000_000), bucket.limit.interval_us],
+        )

@@ -15,12 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from typing import Any
 
 import redis.asyncio as redis
 
+from connectors.sdk.inbound import BUSY
 from connectors.telegram.bot_api import BotApi
 from connectors.telegram.settings import TelegramSettings
-from connectors.telegram.updates import ALLOWED_UPDATES, BUSY, InboundUpdates
+from connectors.telegram.updates import ALLOWED_UPDATES, TelegramUpdates, update_id_of
 from services.runtime.errors import ResourceExhausted, ServiceError
 
 log = logging.getLogger("chat4all.telegram.polling")
@@ -38,21 +40,23 @@ _OFFSET_TTL_SECONDS = 6 * 24 * 3600
 
 
 class Poller:
-    def __init__(self, settings: TelegramSettings, api: BotApi, client: redis.Redis, inbound: InboundUpdates) -> None:
+    def __init__(
+        self, settings: TelegramSettings, api: BotApi, client: redis.Redis, prefix: str, updates: TelegramUpdates
+    ) -> None:
+        """`prefix` is the connector's account prefix (`<redis prefix>:{<bot id>}`)."""
         self.api = api
-        self.inbound = inbound
+        self.updates = updates
         self._redis = client
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
-        prefix = f"{settings.telegram_redis_prefix}:{{{settings.bot_id}}}"
         self._offset_key = f"{prefix}:last_update_id"
         self._lease_key = f"{prefix}:poller"
         self._lease_token = secrets.token_hex(8)
         self._poll_timeout = settings.telegram_poll_timeout_seconds
         # The lease outlives one long poll plus handling its batch.
-        self._lease_ms = int((settings.telegram_poll_timeout_seconds + settings.telegram_http_timeout_seconds + 15) * 1000)
+        self._lease_ms = int((settings.telegram_poll_timeout_seconds + settings.connector_http_timeout_seconds + 15) * 1000)
         self._backoff_max = settings.telegram_poll_backoff_max_seconds
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
     def start(self) -> None:
@@ -95,11 +99,7 @@ class Poller:
                 stored = await self._redis.get(self._offset_key)
                 offset = int(stored) + 1 if stored is not None else None
                 updates = await self.api.get_updates(offset, self._poll_timeout, ALLOWED_UPDATES)
-                for update in sorted(updates, key=_update_id):
-                    if await self.inbound.handle(update, "polling") == BUSY:
-                        raise RuntimeError(f"update {_update_id(update)} is being handled elsewhere")
-                    if _update_id(update) >= 0:
-                        await self._redis.set(self._offset_key, _update_id(update), ex=_OFFSET_TTL_SECONDS)
+                await self._handle(updates)
                 backoff = 1.0
             except ResourceExhausted as error:
                 log.warning("getUpdates throttled: %s", error.message)
@@ -114,7 +114,16 @@ class Poller:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._backoff_max)
 
+    async def _handle(self, updates: list[dict[str, Any]]) -> None:
+        """In update_id order; the offset moves past each update once it is handled."""
+        for update in sorted(updates, key=_order):
+            update_id = update_id_of(update)
+            if await self.updates.publish_once(update) == BUSY:
+                raise RuntimeError(f"update {update_id} is being handled elsewhere")
+            if update_id is not None and update_id >= 0:
+                await self._redis.set(self._offset_key, update_id, ex=_OFFSET_TTL_SECONDS)
 
-def _update_id(update: dict) -> int:
-    value = update.get("update_id")
-    return value if isinstance(value, int) else -1
+
+def _order(update: dict[str, Any]) -> int:
+    update_id = update_id_of(update)
+    return -1 if update_id is None else update_id

@@ -1,70 +1,49 @@
-"""The Telegram connector process: MessageConnector over gRPC, and updates from
-Telegram (webhook or polling) published to chat4all.inbound.v1."""
+"""The Telegram connector process: MessageConnector over gRPC (the SDK's servicer on
+TelegramPlatform), and updates from Telegram (webhook or polling) published to
+chat4all.inbound.v1."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from chat4all.connector.v1 import service_pb2, service_pb2_grpc
-
+from connectors.sdk.assembly import assemble, open_http
 from connectors.telegram.bot_api import BotApi
-from connectors.telegram.connector import TelegramConnector
-from connectors.telegram.flood_control import FloodControl
+from connectors.telegram.platform import TelegramPlatform
 from connectors.telegram.polling import Poller
-from connectors.telegram.send_ledger import SendLedger
 from connectors.telegram.settings import TelegramSettings
-from connectors.telegram.updates import ALLOWED_UPDATES, InboundUpdates, UpdateLedger
-from connectors.telegram.webhook import WebhookServer
-from services.messaging import topics
-from services.runtime import kafka
+from connectors.telegram.updates import ALLOWED_UPDATES, TelegramUpdates
+from connectors.telegram.webhook import TelegramWebhook
 from services.runtime.app import Runtime
 from services.runtime.errors import ResourceExhausted, Unavailable
 
 log = logging.getLogger("chat4all.telegram")
-SERVICE_NAME = service_pb2.DESCRIPTOR.services_by_name["MessageConnector"].full_name
 
 
 async def setup(runtime: Runtime) -> None:
     settings: TelegramSettings = runtime.settings  # type: ignore[assignment]
     settings.validate()
-    api = await runtime.own(
-        await BotApi(
-            settings.telegram_api_url,
-            settings.telegram_bot_token,
-            timeout_seconds=settings.telegram_http_timeout_seconds,
-            connect_timeout_seconds=settings.telegram_http_connect_timeout_seconds,
-            max_connections=settings.telegram_http_max_connections,
-        ).open(),
-        lambda a: a.close(),
-    )
-    client = await runtime.redis(settings.telegram_redis_max_connections, settings.telegram_redis_wait_seconds)
-    connector = TelegramConnector(settings, api, FloodControl(client, settings), SendLedger(client, settings))
-    runtime.add_servicer(service_pb2_grpc.add_MessageConnectorServicer_to_server, connector, SERVICE_NAME)
+    http = await open_http(runtime, "telegram", settings, secrets=[settings.telegram_bot_token])
+    api = BotApi(http, settings.telegram_api_url, settings.telegram_bot_token,
+                 timeout_seconds=settings.connector_http_timeout_seconds)
+    connector = await assemble(runtime, TelegramPlatform(settings, api))
 
     mode = settings.telegram_inbound_mode
     log.info("telegram connector", extra={"bot_id": settings.bot_id, "inbound_mode": mode})
     if mode == "off":
         return
-    await kafka.ensure_topics(settings.kafka_bootstrap, {topics.INBOUND: topics.PARTITIONS[topics.INBOUND]})
-    producer = await runtime.kafka_producer()
-    inbound = InboundUpdates(settings, UpdateLedger(client, settings), producer)
-    # Registered after the producer, so stopped before it closes (resources close in reverse).
+    updates = TelegramUpdates(settings.bot_id, await connector.inbound_publisher())
     if mode == "webhook":
-        server = WebhookServer(
-            settings.telegram_webhook_host,
-            settings.telegram_webhook_port,
-            settings.telegram_webhook_path,
-            settings.telegram_webhook_secret,
-            inbound,
-        )
-        await server.start()
-        runtime.on_shutdown(server.stop)
+        server = connector.webhook_server()
+        webhook = TelegramWebhook(settings.telegram_webhook_secret, updates)
+        server.add_route("POST", settings.telegram_webhook_path, webhook.receive)
+        await connector.start_webhooks(server)
         if settings.telegram_webhook_public_url:
             await register_webhook(api, settings)
     else:
-        poller = Poller(settings, api, client, inbound)
+        poller = Poller(settings, api, connector.redis, connector.prefix, updates)
         poller.start()
+        # Registered after the producer, so stopped before it closes (resources close in reverse).
         runtime.on_shutdown(poller.stop)
 
 

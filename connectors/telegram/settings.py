@@ -1,19 +1,52 @@
-"""Every setting of the Telegram connector; env var = C4A_ + the field name in upper case."""
+"""Every setting of the Telegram connector; env var = C4A_ + the field name in upper case.
+
+What every connector shares (Redis, send records, HTTP client, webhook server,
+circuit breaker) is in ConnectorSettings (C4A_CONNECTOR_*); here are the bot,
+how its updates come in, and Telegram's send limits.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 
-from services.runtime.config import ConfigError, RuntimeSettings
+from connectors.sdk.settings import ConnectorSettings
+from services.runtime.config import ConfigError, env_name
 
 INBOUND_MODES = ("webhook", "polling", "off")
 _SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+# Settings the connector SDK took over. A deployment still setting an old name would run on
+# the default without a word (a webhook on the wrong port, keys under another prefix), so
+# the start-up fails and names the new variable.
+RENAMED = {
+    "telegram_redis_prefix": "connector_redis_prefix",
+    "telegram_redis_max_connections": "connector_redis_max_connections",
+    "telegram_redis_wait_seconds": "connector_redis_wait_seconds",
+    "telegram_sent_ttl_seconds": "connector_sent_ttl_seconds",
+    "telegram_send_lock_seconds": "connector_send_lock_seconds",
+    "telegram_update_ttl_seconds": "connector_inbound_ttl_seconds",
+    "telegram_http_timeout_seconds": "connector_http_timeout_seconds",
+    "telegram_http_connect_timeout_seconds": "connector_http_connect_timeout_seconds",
+    "telegram_http_max_connections": "connector_http_max_connections",
+    "telegram_health_timeout_seconds": "connector_health_timeout_seconds",
+    "telegram_webhook_host": "connector_webhook_host",
+    "telegram_webhook_port": "connector_webhook_port",
+}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class TelegramSettings(RuntimeSettings):
+class TelegramSettings(ConnectorSettings):
     grpc_port: int = 18401
+    connector_redis_prefix: str = "c4a:telegram"
+    # Webhook mode: where our own HTTP server listens (Telegram posts updates to it).
+    connector_webhook_port: int = 18411
+    # How long a send's result answers repeats. Telegram reports no statuses to match to it
+    # later, so the SDK's week (Meta redelivers statuses for days) is not needed.
+    connector_sent_ttl_seconds: int = 3 * 24 * 3600
+    # How long a handled update_id is remembered to drop redeliveries of it. Keep it under a
+    # week: after a week without updates Telegram may start its ids again.
+    connector_inbound_ttl_seconds: int = 3 * 24 * 3600
 
     # The bot, as BotFather gave it ("123456:ABC..."). Never logged (not even in a repr).
     telegram_bot_token: str = dataclasses.field(default="", repr=False)
@@ -24,9 +57,7 @@ class TelegramSettings(RuntimeSettings):
 
     # How updates come in: webhook (Telegram POSTs to us), polling (getUpdates), off.
     telegram_inbound_mode: str = "polling"
-    # Webhook mode: where our own HTTP server listens, and the path Telegram posts to.
-    telegram_webhook_host: str = "127.0.0.1"
-    telegram_webhook_port: int = 18411
+    # Webhook mode: the path Telegram posts to.
     telegram_webhook_path: str = "/telegram/webhook"
     # The public https URL Telegram reaches the path above at; when set, setWebhook is called at
     # start-up. Empty: the webhook is registered by someone else (a deployment job, a test).
@@ -37,12 +68,6 @@ class TelegramSettings(RuntimeSettings):
     telegram_poll_timeout_seconds: int = 25
     telegram_poll_backoff_max_seconds: float = 30.0
 
-    # Bot API HTTP client.
-    telegram_http_timeout_seconds: float = 10.0
-    telegram_http_connect_timeout_seconds: float = 3.0
-    telegram_http_max_connections: int = 100
-    telegram_health_timeout_seconds: float = 2.0
-
     # Send limits, enforced across replicas in Redis before Telegram is called. Telegram allows
     # about 1 message/s per private chat (short bursts), 20/min per group, 30/s per bot.
     telegram_private_chat_per_second: float = 1.0
@@ -52,28 +77,16 @@ class TelegramSettings(RuntimeSettings):
     telegram_bot_per_second: float = 30.0
     telegram_bot_burst: int = 30
 
-    # Every Redis key of this connector starts with this.
-    telegram_redis_prefix: str = "c4a:telegram"
-    # Redis connections per process; a command waits this long for a free one, then fails
-    # (the send answers UNAVAILABLE).
-    telegram_redis_max_connections: int = 100
-    telegram_redis_wait_seconds: float = 5.0
-    # How long a send's result is kept to answer repeats (router retries, replays) without
-    # sending twice.
-    telegram_sent_ttl_seconds: int = 3 * 24 * 3600
-    # How long one replica may hold a send before a concurrent duplicate may try it again.
-    # Longer than the HTTP timeout, so a slow send is never duplicated.
-    telegram_send_lock_seconds: float = 30.0
-    # How long a handled update_id is remembered to drop redeliveries of it. Keep it under a
-    # week: after a week without updates Telegram may start its ids again.
-    telegram_update_ttl_seconds: int = 3 * 24 * 3600
-
     @property
     def bot_id(self) -> str:
         return self.telegram_account_id or self.telegram_bot_token.split(":", 1)[0]
 
     def validate(self) -> None:
         """Fail at start-up, naming the variable, instead of on the first message."""
+        super().validate()
+        for old, new in RENAMED.items():
+            if env_name(old) in os.environ:
+                raise ConfigError(f"{env_name(old)} is no longer read: set {env_name(new)} instead")
         token = self.telegram_bot_token
         if not token or ":" not in token or not token.split(":", 1)[0].isdigit():
             raise ConfigError("C4A_TELEGRAM_BOT_TOKEN is required and must look like <bot id>:<secret>")

@@ -1,17 +1,12 @@
 """Telegram updates become InboundMessageReceived events on chat4all.inbound.v1.
 
 Both ways updates come in (webhook, polling) hand each update to
-`InboundUpdates.handle`, which publishes it at most once per update_id and
-only then marks it handled:
-
-- every update_id is claimed in Redis before it is handled (SET NX with a
-  short expiry) and marked done after Kafka acknowledged it, for a few days;
-  a redelivery finds it done and is dropped, a concurrent one finds it busy.
-  A set of handled ids, rather than "at or below the highest handled id",
-  also survives an update delivered late or out of order, and Telegram
-  choosing new ids after a week without updates, without losing anything;
-- a failure to publish releases the claim and raises, so the update is
-  retried (the webhook answers 500, the poller does not advance its offset).
+`TelegramUpdates`, which publishes it through the SDK's InboundPublisher at most
+once per update_id (event key `update:<update_id>`): a redelivery is dropped, a
+failure to publish raises so the update comes again (the webhook answers 500,
+the poller does not advance its offset). A set of handled ids, rather than "at
+or below the highest handled id", also survives an update delivered late or out
+of order, and Telegram choosing new ids after a week without updates.
 
 Order: Telegram keeps updates in update_id order and, with one webhook
 connection (we ask for max_connections=1), delivers the next only after the
@@ -21,46 +16,24 @@ order. Updates of a chat are keyed by the chat, so they stay in order in Kafka.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import logging
-import secrets
 import time
-import uuid
 from typing import Any
 
-import redis.asyncio as redis
-from aiokafka import AIOKafkaProducer
 from chat4all.channel.v1 import channel_pb2
 from chat4all.conversations.v1 import message_pb2 as conversations_pb2
 from chat4all.events.v1 import event_pb2
 
-from connectors.telegram import metrics
-from connectors.telegram.settings import TelegramSettings
+from connectors.sdk import metrics
+from connectors.sdk.inbound import IGNORED, Build, InboundPublisher, event_id_for, inbound_key
 from services.messaging import topics
-from services.runtime import kafka
 
 log = logging.getLogger("chat4all.telegram.updates")
 
 # The update types the connector handles; Telegram sends only these (other types that
 # arrive anyway, e.g. through a webhook someone else registered, are logged and dropped).
 ALLOWED_UPDATES = ["message"]
-# How long one handler may hold an update before a redelivery may take it over.
-_CLAIM_MS = 30_000
-_PUBLISH_TIMEOUT_SECONDS = 15.0
-
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-PUBLISHED, DUPLICATE, IGNORED, BUSY = "published", "duplicate", "ignored", "busy"
-
-
-def event_id_for(bot_id: str, update_id: int) -> str:
-    """A UUIDv4-shaped id that is a function of the update, so a re-publish keeps its event_id."""
-    digest = hashlib.sha256(f"telegram-update\x1f{bot_id}\x1f{update_id}".encode()).digest()
-    return str(uuid.UUID(bytes=digest[:16], version=4))
+KIND = "update"  # the inbound metric's kind label
 
 
 def display_name(user: dict[str, Any]) -> str:
@@ -71,7 +44,7 @@ def display_name(user: dict[str, Any]) -> str:
 
 
 def inbound_event(update: dict[str, Any], bot_id: str, receive_time: float) -> tuple[event_pb2.Event | None, str]:
-    """The event for an update, or None and why it is not one (logged by the caller)."""
+    """The event for an update, or None and why it is not one (logged by the publisher)."""
     message = update.get("message")
     if not isinstance(message, dict):
         kind = next((key for key in update if key != "update_id"), "empty")
@@ -92,7 +65,8 @@ def inbound_event(update: dict[str, Any], bot_id: str, receive_time: float) -> t
     if not isinstance(text, str):
         return None, "a message without text (media are not handled yet)"
 
-    event = event_pb2.Event(event_id=event_id_for(bot_id, update["update_id"]))
+    # The same id as before the SDK ("telegram-update", bot, update_id): a re-publish keeps it.
+    event = event_pb2.Event(event_id=event_id_for("telegram-update", bot_id, update["update_id"]))
     received = event.inbound_message_received
     received.channel = channel_pb2.CHANNEL_TELEGRAM
     received.account_id = bot_id
@@ -110,76 +84,41 @@ def inbound_event(update: dict[str, Any], bot_id: str, receive_time: float) -> t
     return event, ""
 
 
-def inbound_key(bot_id: str, chat_id: str) -> str:
-    """The record key: "<channel>:<account_id>:<external_chat_id>", channel as its enum number."""
-    return f"{channel_pb2.CHANNEL_TELEGRAM}:{bot_id}:{chat_id}"
+def update_id_of(update: dict[str, Any]) -> int | None:
+    value = update.get("update_id")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-class UpdateLedger:
-    """Which update_ids were handled (for a few days) and which are being handled now."""
+class TelegramUpdates:
+    def __init__(self, bot_id: str, publisher: InboundPublisher) -> None:
+        self.bot_id = bot_id
+        self.publisher = publisher
 
-    def __init__(self, client: redis.Redis, settings: TelegramSettings) -> None:
-        self._redis = client
-        self._release = client.register_script(_RELEASE)
-        self._prefix = f"{settings.telegram_redis_prefix}:{{{settings.bot_id}}}:update"
-        self._ttl_seconds = settings.telegram_update_ttl_seconds
-
-    async def claim(self, update_id: int) -> tuple[str, str]:
-        """(claimed, token) when this caller handles it, else (duplicate | busy, "")."""
-        key = f"{self._prefix}:{update_id}"
-        token = f"pending:{secrets.token_hex(8)}"
-        if await self._redis.set(key, token, nx=True, px=_CLAIM_MS):
-            return "claimed", token
-        state = await self._redis.get(key)
-        return (DUPLICATE if state == b"done" else BUSY), ""
-
-    async def done(self, update_id: int) -> None:
-        await self._redis.set(f"{self._prefix}:{update_id}", "done", ex=self._ttl_seconds)
-
-    async def release(self, update_id: int, token: str) -> None:
-        await self._release(keys=[f"{self._prefix}:{update_id}"], args=[token])
-
-
-class InboundUpdates:
-    def __init__(self, settings: TelegramSettings, ledger: UpdateLedger, producer: AIOKafkaProducer) -> None:
-        self.bot_id = settings.bot_id
-        self.ledger = ledger
-        self.producer = producer
-
-    async def handle(self, update: dict[str, Any], mode: str) -> str:
+    async def publish_once(self, update: dict[str, Any]) -> str:
         """published | duplicate | ignored | busy; raises when publishing failed (retry later)."""
-        update_id = update.get("update_id")
-        if not isinstance(update_id, int) or isinstance(update_id, bool):
-            log.warning("an update without an update_id was dropped", extra={"mode": mode})
-            metrics.INBOUND_UPDATES.labels(mode, IGNORED).inc()
-            return IGNORED
-        state, token = await self.ledger.claim(update_id)
-        if state != "claimed":
-            log.info("update %s", state, extra={"update_id": update_id, "mode": mode})
-            metrics.INBOUND_UPDATES.labels(mode, state).inc()
-            return state
-        try:
+        update_id = update_id_of(update)
+        if update_id is None:
+            return self._without_id()
+        return await self.publisher.publish_once(KIND, f"update:{update_id}", self._build(update))
+
+    async def publish_waiting(self, update: dict[str, Any]) -> str:
+        """publish_once, waiting a little while another request handles the same update."""
+        update_id = update_id_of(update)
+        if update_id is None:
+            return self._without_id()
+        return await self.publisher.publish_waiting(KIND, f"update:{update_id}", self._build(update))
+
+    def _build(self, update: dict[str, Any]) -> Build:
+        async def build():
             event, reason = inbound_event(update, self.bot_id, time.time())
             if event is None:
-                log.info("update ignored: %s", reason, extra={"update_id": update_id, "mode": mode})
-                outcome = IGNORED
-            else:
-                received = event.inbound_message_received
-                async with asyncio.timeout(_PUBLISH_TIMEOUT_SECONDS):
-                    await kafka.publish(
-                        self.producer, topics.INBOUND, inbound_key(self.bot_id, received.external_chat_id), event
-                    )
-                outcome = PUBLISHED
-            await self.ledger.done(update_id)
-        except BaseException as error:
-            metrics.INBOUND_UPDATES.labels(mode, "failed").inc()
-            if not isinstance(error, asyncio.CancelledError):
-                log.warning("update not handled; it will come again: %r", error,
-                            extra={"update_id": update_id, "mode": mode})
-            try:
-                await self.ledger.release(update_id, token)
-            except Exception:  # the claim expires by itself
-                log.warning("could not release the claim of update %s", update_id)
-            raise
-        metrics.INBOUND_UPDATES.labels(mode, outcome).inc()
-        return outcome
+                return None, reason, None
+            chat_id = event.inbound_message_received.external_chat_id
+            return topics.INBOUND, inbound_key(channel_pb2.CHANNEL_TELEGRAM, self.bot_id, chat_id), event
+
+        return build
+
+    def _without_id(self) -> str:
+        log.warning("an update without an update_id was dropped")
+        metrics.INBOUND.labels("telegram", KIND, IGNORED).inc()
+        return IGNORED

@@ -29,6 +29,7 @@ from chat4all.connector.v1 import message_pb2, request_response_pb2, service_pb2
 from chat4all.conversations.v1 import message_pb2 as conversations_pb2
 from chat4all.events.v1 import event_pb2
 from chat4all.messaging.v1 import message_pb2 as messaging_pb2
+from prometheus_client import REGISTRY
 
 from connectors.telegram import service as telegram_service
 from connectors.telegram.settings import TelegramSettings
@@ -204,7 +205,7 @@ async def connector(emulator: Emulator, redis_prefix: str, kafka_bootstrap: str,
         kafka_bootstrap=kafka_bootstrap,
         telegram_bot_token=token,
         telegram_api_url=emulator.url,
-        telegram_redis_prefix=redis_prefix,
+        connector_redis_prefix=redis_prefix,
         telegram_inbound_mode="off",
     )
     settings = load_settings(TelegramSettings, **{**values, **overrides})
@@ -288,12 +289,6 @@ async def test_platform_answers_map_to_the_contracts_codes(emulator, redis_prefi
     token = new_token()
     bot = bot_of(token)
     async with connector(emulator, redis_prefix, kafka_bootstrap, token) as (stub, _):
-        await emulator.faults(fail_next_429=1, retry_after=7)
-        throttled = await rpc_error(stub.SendMessage(send_request(bot, 501)))
-        assert throttled.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        assert retry_after_seconds(throttled) == 7
-        assert "429" in throttled.details()
-
         await emulator.faults(fail_next=1, error_status=503)
         request = send_request(bot, 502)
         failed = await rpc_error(stub.SendMessage(request))
@@ -331,6 +326,13 @@ async def test_platform_answers_map_to_the_contracts_codes(emulator, redis_prefi
         assert other_bot.code() == grpc.StatusCode.NOT_FOUND
         assert len(await emulator.requests(token, "sendMessage")) == before
 
+        # Last: a 429 holds the bot's sends for its retry_after (see the test of that).
+        await emulator.faults(fail_next_429=1, retry_after=7)
+        throttled = await rpc_error(stub.SendMessage(send_request(bot, 501)))
+        assert throttled.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert retry_after_seconds(throttled) == 7
+        assert "429" in throttled.details()
+
 
 async def test_the_local_limits_refuse_before_telegram_and_per_chat(emulator, redis_prefix, kafka_bootstrap):
     token = new_token()
@@ -366,6 +368,90 @@ async def test_the_local_limits_refuse_before_telegram_and_per_chat(emulator, re
         await stub.SendMessage(send_request(bot, 601, "after the wait"))
         assert len(await emulator.requests(token, "sendMessage")) == 5
 
+
+
+async def test_a_telegram_429_holds_the_bots_sends_on_every_replica_for_its_retry_after(emulator, redis_prefix,
+                                                                                      kafka_bootstrap, no_faults):
+    token = new_token()
+    bot = bot_of(token)
+    async with (
+        connector(emulator, redis_prefix, kafka_bootstrap, token) as (stub, _),
+        connector(emulator, redis_prefix, kafka_bootstrap, token) as (replica, _),
+    ):
+        await emulator.faults(fail_next_429=1, retry_after=2)
+        throttled = await rpc_error(stub.SendMessage(send_request(bot, 801)))
+        assert throttled.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert retry_after_seconds(throttled) == 2
+        assert "429" in throttled.details()
+        assert len(await emulator.requests(token, "sendMessage")) == 1
+
+        # Within that time every send of the bot is refused before Telegram, on any replica and
+        # to any chat (a 429 does not say which limit it is about), with the rest of the wait
+        # (plus at most one interval of the bot's 30/s).
+        for client, chat in ((replica, 801), (stub, 802), (replica, -100803)):
+            held = await rpc_error(client.SendMessage(send_request(bot, chat)))
+            assert held.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "429" not in held.details() and "bot" in held.details()
+            assert 1.0 < retry_after_seconds(held) <= 2 + 1 / 30 + 0.01
+        assert len(await emulator.requests(token, "sendMessage")) == 1
+
+        # After the wait it gave, the bot sends again.
+        await asyncio.sleep(retry_after_seconds(held))
+        reply = await replica.SendMessage(send_request(bot, 802, "after the hold"))
+        assert len(reply.platform_message_ids) == 1
+        sent = await emulator.requests(token, "sendMessage")
+        assert len(sent) == 2 and sent[-1]["params"]["text"] == "after the hold" and sent[-1]["status"] == 200
+
+
+def circuit_gauge(bot: str) -> float | None:
+    return REGISTRY.get_sample_value("chat4all_connector_circuit_state", {"connector": "telegram", "account": bot})
+
+
+async def test_the_circuit_opens_after_consecutive_5xx_fails_fast_and_closes_when_telegram_recovers(
+        emulator, redis_prefix, kafka_bootstrap, no_faults):
+    token = new_token()
+    bot = bot_of(token)
+    breaker = dict(connector_breaker_failure_threshold=3, connector_breaker_open_seconds=0.5,
+                   connector_breaker_max_open_seconds=2.0)
+    async with connector(emulator, redis_prefix, kafka_bootstrap, token, **breaker) as (stub, _):
+        await emulator.faults(error_rate=1.0, error_status=502)
+        # Each to a chat of its own: the chats' limits play no part here.
+        failures = [await rpc_error(stub.SendMessage(send_request(bot, 700 + i))) for i in range(3)]
+        assert [error.code() for error in failures] == [grpc.StatusCode.UNAVAILABLE] * 3
+        assert all("502" in error.details() for error in failures)
+        # Two transient failures; the third opens the circuit and says when to come back.
+        assert [retry_after_seconds(error) for error in failures[:2]] == [None, None]
+        assert 0 < retry_after_seconds(failures[2]) <= 0.5
+
+        # Open: answered at once, with the wait, without calling Telegram.
+        fast = await rpc_error(stub.SendMessage(send_request(bot, 703)))
+        assert fast.code() == grpc.StatusCode.UNAVAILABLE
+        assert "circuit" in fast.details()
+        assert 0 < retry_after_seconds(fast) <= 0.5
+        assert len(await emulator.requests(token, "sendMessage")) == 3
+        health = await stub.CheckHealth(request_response_pb2.CheckHealthRequest(account_id=bot))
+        assert health.circuit_state == message_pb2.CIRCUIT_STATE_OPEN
+        assert health.circuit_retry_time.ToNanoseconds() > 0
+        assert circuit_gauge(bot) == 1
+
+        # After the wait one probe goes through; Telegram still fails: open again, twice as long.
+        await asyncio.sleep(retry_after_seconds(fast))
+        probe = await rpc_error(stub.SendMessage(send_request(bot, 704)))
+        assert probe.code() == grpc.StatusCode.UNAVAILABLE and "502" in probe.details()
+        assert 0.5 < retry_after_seconds(probe) <= 1.0
+        assert len(await emulator.requests(token, "sendMessage")) == 4
+
+        # Telegram recovers: the next probe succeeds and closes the circuit.
+        await emulator.call("DELETE", "/_emulator/faults")
+        await asyncio.sleep(retry_after_seconds(probe))
+        reply = await stub.SendMessage(send_request(bot, 705, "back"))
+        assert len(reply.platform_message_ids) == 1
+        await stub.SendMessage(send_request(bot, 706, "and again"))
+        sent = await emulator.requests(token, "sendMessage")
+        assert [call["status"] for call in sent] == [502] * 4 + [200, 200]
+        health = await stub.CheckHealth(request_response_pb2.CheckHealthRequest(account_id=bot))
+        assert health.circuit_state == message_pb2.CIRCUIT_STATE_CLOSED
+        assert circuit_gauge(bot) == 0
 
 async def test_capabilities_and_health(emulator, redis_prefix, kafka_bootstrap):
     token = new_token()
@@ -404,7 +490,7 @@ async def test_capabilities_and_health(emulator, redis_prefix, kafka_bootstrap):
 def webhook_settings(port: int) -> dict[str, Any]:
     return dict(
         telegram_inbound_mode="webhook",
-        telegram_webhook_port=port,
+        connector_webhook_port=port,
         telegram_webhook_path=WEBHOOK_PATH,
         telegram_webhook_secret=SECRET,
         telegram_webhook_public_url=f"http://127.0.0.1:{port}{WEBHOOK_PATH}",
