@@ -58,6 +58,9 @@ def fast_recovery(raw: dict[str, Any], storage: str = "memory") -> None:
         # outlast the HTTP timeout, so a slow send is never duplicated).
         "C4A_CONNECTOR_SEND_LOCK_SECONDS": "3",
         "C4A_CONNECTOR_HTTP_TIMEOUT_SECONDS": "2",
+        # Retries and dead letters are measured against a platform that answers 5xx; a breaker
+        # opening on three in a row would defer those messages instead (its own test covers it).
+        "C4A_CONNECTOR_BREAKER_FAILURE_THRESHOLD": "1000",
     })
 
 
@@ -230,13 +233,16 @@ async def test_flaky_platform_every_message_ends_sent_or_dead_lettered_and_repla
         assert attempts == {1, 2, 3}
         assert delivery.history[-1].reason.startswith("gave up after 3 attempts")
     honoured = 0
-    for delivery in deliveries:  # a 429's retry_after is waited out before the next attempt
+    for delivery in deliveries:  # a retry-after is waited out before the next attempt
         history = list(delivery.history)
         for current, following in zip(history, history[1:]):
             if current.status == S.DELIVERY_STATUS_RETRYING and current.platform_error_code == "RESOURCE_EXHAUSTED":
                 assert following.change_time.ToNanoseconds() >= current.next_attempt_time.ToNanoseconds() - 50_000_000
-                assert current.next_attempt_time.ToNanoseconds() - current.change_time.ToNanoseconds() >= 900_000_000
-                honoured += 1
+                if "failed: 429" in current.reason:
+                    # Telegram's own 429 (retry_after 1 s); the sends behind it meet the bot's
+                    # limit held for the rest of that second, and wait what is left of it.
+                    assert current.next_attempt_time.ToNanoseconds() - current.change_time.ToNanoseconds() >= 900_000_000
+                    honoured += 1
     assert honoured, "no 429 was met: the fault injection did not work"
 
     listed = await client.messages.ListDeadLetters(messaging_requests.ListDeadLettersRequest(page_size=1000))
