@@ -33,7 +33,7 @@ from chat4all.users.v1 import service_pb2_grpc as user_grpc
 from scripts.platform import binaries
 from tests.support.platform import running_platform
 from tests.support.ports import free_port
-from tests.support.scenarios import telegram_conversations
+from tests.support.scenarios import platform_conversations
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
@@ -49,7 +49,7 @@ async def make_conversations(apps: dict, count: int) -> list[dict]:
     conversations = conversation_grpc.ConversationServiceStub(
         grpc.aio.insecure_channel(f"127.0.0.1:{apps['conversations']['grpc_port']}")
     )
-    return await telegram_conversations(users, conversations, count)
+    return await platform_conversations(users, conversations, count)
 
 
 def bench_platform(storage: str):

@@ -6,6 +6,8 @@ Each part is one `POST /{version}/{account_id}/messages` with
 Instagram has no captions, so text and files are separate messages (text first).
 Refused before any call: a reply outside the 24-hour window, a file over
 Instagram's limit, an attachment without a URL, a template (WhatsApp only).
+A rate error (613) on an audio or video send holds only the media limit: Instagram
+limits those calls separately, so text, images and files keep going.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from connectors.instagram.settings import InstagramSettings
 from connectors.sdk.capabilities import rate_limit
 from connectors.sdk.http import PlatformHttp
 from connectors.sdk.meta import graph_error
-from connectors.sdk.platform import Outgoing, SentPart
+from connectors.sdk.platform import Outgoing, PlatformThrottled, SentPart
 from connectors.sdk.rate_limits import Bucket, Limit
 from connectors.sdk.reply_window import ReplyWindow
 from services.runtime.errors import FailedPrecondition, InvalidArgument, Unavailable
@@ -39,6 +41,7 @@ MEDIA_LIMITS = {
 _TYPES = {K.CONTENT_KIND_IMAGE: "image", K.CONTENT_KIND_AUDIO: "audio", K.CONTENT_KIND_VIDEO: "video", K.CONTENT_KIND_DOCUMENT: "file"}
 # Audio and video count against the account's much lower media limit.
 _SLOW_KINDS = {K.CONTENT_KIND_AUDIO, K.CONTENT_KIND_VIDEO}
+_SLOW_TYPES = {_TYPES[kind] for kind in _SLOW_KINDS}
 
 
 def media_kind(content_type: str) -> int:
@@ -114,10 +117,16 @@ class InstagramPlatform:
             )
 
     async def send(self, outgoing: Outgoing, part: dict[str, Any]) -> SentPart:
-        kind = "attachment" if "attachment" in part["message"] else "text"
+        attachment = part["message"].get("attachment")
+        kind = "attachment" if attachment else "text"
         answer = await self.http.request("messages", "POST", self._url, json_body=part, headers=self._auth)
         if answer.status != 200:
-            raise graph_error("Instagram", f"send {kind}", answer)
+            error = graph_error("Instagram", f"send {kind}", answer)
+            if isinstance(error, PlatformThrottled) and attachment and attachment["type"] in _SLOW_TYPES:
+                # Audio and video have their own, much lower, call limit: hold that one, not the
+                # account's text limit (text, images and files still go).
+                error.scope = self.media_limit.scope
+            raise error
         message_id = answer.json_object().get("message_id")
         if not isinstance(message_id, str) or not message_id:
             raise Unavailable("Instagram answered 200 without a message_id")

@@ -179,8 +179,9 @@ async def record_changes(
 ) -> list[message_pb2.DeliveryUpdate] | None:
     """Append status changes to a delivery's history in one statement; its status moves only
     forward (or back to ACCEPTED when a replay starts a new round). One update per change, each
-    with the status it left; None if the delivery is unknown. `skip_recorded` drops changes the
-    history holds already (a platform report applied before, redelivered)."""
+    with the status it left; None if the delivery is unknown. `skip_recorded` is for platform
+    reports: it drops a report of a status the history holds already (a redelivery, a second
+    part's report, the platform's own "sent" after ours), so each status appears once."""
     key = recipient_key(recipient)
     row = await (
         await conn.execute(
@@ -193,8 +194,8 @@ async def record_changes(
         return None
     status, attempts = row[0], row[1]
     if skip_recorded:
-        recorded = {_report_identity(message_pb2.StatusChange.FromString(raw)) for raw in row[2]}
-        changes = [change for change in changes if _report_identity(change) not in recorded]
+        recorded = {message_pb2.StatusChange.FromString(raw).status for raw in row[2]}
+        changes = [change for change in changes if change.status not in recorded]
         if not changes:
             return []
     updates = []
@@ -221,10 +222,6 @@ async def record_changes(
         ),
     )
     return updates
-
-
-def _report_identity(change: message_pb2.StatusChange) -> tuple:
-    return change.status, change.change_time.ToNanoseconds(), change.platform_error_code
 
 
 async def load_message(conn: AsyncConnection, message_id: str) -> message_pb2.Message | None:

@@ -30,7 +30,7 @@ from chat4all.users.v1 import service_pb2_grpc as user_grpc
 from services.messaging import topics
 from services.runtime import kafka
 from tests.support.platform import Platform, running_platform
-from tests.support.scenarios import emulator_sends, send_until_accepted, telegram_conversations
+from tests.support.scenarios import emulator_sends, platform_conversations, send_until_accepted, settled
 
 S = message_pb2.DeliveryStatus
 
@@ -153,7 +153,7 @@ def assert_in_order_exactly_once(sends, conversations, per_conversation, tag, in
 
 
 async def test_200_conversations_x_50_messages_arrive_in_order_exactly_once(client):
-    conversations = await telegram_conversations(client.users, client.conversations, 200)
+    conversations = await platform_conversations(client.users, client.conversations, 200)
     tag = f"load-{uuid.uuid4().hex[:6]}"
     await send_all(client, conversations, 50, tag)
     sends = await wait_for_sends(client, tag, 200 * 50)
@@ -162,7 +162,7 @@ async def test_200_conversations_x_50_messages_arrive_in_order_exactly_once(clie
 
 
 async def kill_mid_stream(client: Client, platform: Platform, part: str, conversations: int, each: int) -> None:
-    chats = await telegram_conversations(client.users, client.conversations, conversations)
+    chats = await platform_conversations(client.users, client.conversations, conversations)
     tag = f"kill-{part}-{uuid.uuid4().hex[:6]}"
     sending = asyncio.create_task(send_all(client, chats, each, tag, pause=0.05))
     await asyncio.sleep(1.0)
@@ -187,39 +187,19 @@ async def test_sigkill_mid_stream_loses_nothing_duplicates_nothing_keeps_order(c
     await kill_mid_stream(client, platform, part, 20, 30)
 
 
-async def message_statuses(client: Client, message_ids: list[str]) -> list[message_pb2.Message]:
-    replies = await asyncio.gather(*(client.messages.GetMessage(messaging_requests.GetMessageRequest(message_id=m)) for m in message_ids))
-    return [r.message for r in replies]
-
-
-async def settled(client: Client, message_ids: list[str], timeout: float = 120) -> list[message_pb2.Message]:
-    final = {S.DELIVERY_STATUS_SENT, S.DELIVERY_STATUS_DEAD_LETTERED}
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            messages = await message_statuses(client, message_ids)
-            if all(m.deliveries and m.deliveries[0].status in final for m in messages):
-                return messages
-        except grpc.aio.AioRpcError as error:
-            if error.code() != grpc.StatusCode.NOT_FOUND:
-                raise
-        assert time.monotonic() < deadline, "deliveries did not settle"
-        await asyncio.sleep(0.5)
-
-
 async def test_flaky_platform_every_message_ends_sent_or_dead_lettered_and_replay_delivers(client):
-    conversations = await telegram_conversations(client.users, client.conversations, 30)
+    conversations = await platform_conversations(client.users, client.conversations, 30)
     tag = f"flaky-{uuid.uuid4().hex[:6]}"
     await client.control("PUT", "faults", {"error_rate": 0.15, "error_status": 502, "throttle_rate": 0.15, "retry_after": 1, "seed": 7})
     ids = []
     for index, conversation in enumerate(conversations):
         for i in range(10):
             ids.append(await send_until_accepted(client.messages, conversation, f"{tag} {index} {i}"))
-    messages = await settled(client, ids)
+    messages = await settled(client.messages, ids)
     # With random faults a message may or may not fail three times in a row; this one does.
     await client.control("PUT", "faults", {"fail_next": 3})
     forced = await send_until_accepted(client.messages, conversations[0], f"{tag} forced")
-    messages += await settled(client, [forced])
+    messages += await settled(client.messages, [forced])
     ids.append(forced)
     await client.control("DELETE", "faults")
 
@@ -252,7 +232,7 @@ async def test_flaky_platform_every_message_ends_sent_or_dead_lettered_and_repla
     for dead_letter in mine:
         await client.messages.ReplayDeadLetter(messaging_requests.ReplayDeadLetterRequest(
             request_id=str(uuid.uuid4()), dead_letter_id=dead_letter.dead_letter_id))
-    messages = await settled(client, ids)
+    messages = await settled(client.messages, ids)
     assert all(m.deliveries[0].status == S.DELIVERY_STATUS_SENT for m in messages)
     sends = await wait_for_sends(client, tag, 301)
     texts = [s["message"]["text"] for s in sends]
@@ -297,7 +277,7 @@ async def test_inbound_update_reaches_history_and_stream_once_and_forged_webhook
 
 
 async def test_one_trace_covers_api_router_and_connector(client, platform):
-    [conversation] = await telegram_conversations(client.users, client.conversations, 1)
+    [conversation] = await platform_conversations(client.users, client.conversations, 1)
     trace_id = uuid.uuid4().hex
     request = messaging_requests.SendMessageRequest(
         request_id=str(uuid.uuid4()), conversation_id=conversation["conversation_id"],
@@ -317,7 +297,7 @@ async def test_one_trace_covers_api_router_and_connector(client, platform):
 
 
 async def test_a_throttled_conversation_holds_back_only_itself(client):
-    slow, fast = await telegram_conversations(client.users, client.conversations, 2)
+    slow, fast = await platform_conversations(client.users, client.conversations, 2)
     tag = f"hol-{uuid.uuid4().hex[:6]}"
     # Telegram's own per-chat limit (the emulator's: 1/s, bursts of 3) answers 429 with a
     # retry_after: the slow chat's lane waits it out, in order, while the other chat goes on.
@@ -335,10 +315,10 @@ async def test_a_throttled_conversation_holds_back_only_itself(client):
 
 
 async def test_a_permanent_refusal_is_dead_lettered_at_once_without_retries(client):
-    [conversation] = await telegram_conversations(client.users, client.conversations, 1)
+    [conversation] = await platform_conversations(client.users, client.conversations, 1)
     await client.control("POST", f"bots/{client.bot_token}/chats", {"id": int(conversation["chat_id"]), "blocked": True})
     message_id = await send_until_accepted(client.messages, conversation, "to a user who blocked the bot")
-    [message] = await settled(client, [message_id])
+    [message] = await settled(client.messages, [message_id])
     delivery = message.deliveries[0]
     assert delivery.status == S.DELIVERY_STATUS_DEAD_LETTERED
     assert [c.attempt for c in delivery.history if c.status == S.DELIVERY_STATUS_DISPATCHED] == [1]

@@ -24,16 +24,22 @@ from chat4all.users.v1 import service_pb2_grpc as user_grpc
 _chat_ids = itertools.count(int(time.time() * 1000) % 10**12)
 
 
-async def telegram_conversations(users: user_grpc.UserServiceStub, conversations: conversation_grpc.ConversationServiceStub, count: int) -> list[dict]:
-    """`count` direct conversations, each between an internal agent and a Telegram user in a
-    private chat of their own (chat id = the user's Telegram id)."""
+async def platform_conversations(
+    users: user_grpc.UserServiceStub,
+    conversations: conversation_grpc.ConversationServiceStub,
+    count: int,
+    channel: int = channel_pb2.Channel.CHANNEL_TELEGRAM,
+) -> list[dict]:
+    """`count` direct conversations, each between an internal agent and a platform user of
+    their own on `channel` ("chat_id": the user's id there, numeric: a Telegram private chat,
+    a WhatsApp wa_id, an Instagram-scoped id)."""
 
     async def one(i: int) -> dict:
         chat_id = str(next(_chat_ids))
         agent = await users.CreateUser(user_requests.CreateUserRequest(request_id=str(uuid.uuid4()), display_name=f"agent {i}"))
         customer = await users.CreateUser(user_requests.CreateUserRequest(
             request_id=str(uuid.uuid4()), display_name=f"customer {i}",
-            identities=[user_pb2.ExternalIdentity(channel=channel_pb2.Channel.CHANNEL_TELEGRAM, external_id=chat_id)],
+            identities=[user_pb2.ExternalIdentity(channel=channel, external_id=chat_id)],
         ))
         created = await conversations.CreateConversation(conversation_requests.CreateConversationRequest(
             request_id=str(uuid.uuid4()), type=conversation_pb2.ConversationType.CONVERSATION_TYPE_DIRECT,
@@ -44,11 +50,15 @@ async def telegram_conversations(users: user_grpc.UserServiceStub, conversations
     return list(await asyncio.gather(*(one(i) for i in range(count))))
 
 
-async def send_until_accepted(messages: messaging_grpc.MessageServiceStub, conversation: dict, text: str, deadline: float = 120) -> str:
-    """What a careful client does: retry UNAVAILABLE with the same request_id until accepted."""
+async def send_until_accepted(
+    messages: messaging_grpc.MessageServiceStub, conversation: dict, text: str, deadline: float = 120,
+    content: message_pb2.MessageContent | None = None,
+) -> str:
+    """What a careful client does: retry UNAVAILABLE with the same request_id until accepted.
+    Sends `text`, or `content` when given (a template...)."""
     request = messaging_requests.SendMessageRequest(
         request_id=str(uuid.uuid4()), conversation_id=conversation["conversation_id"],
-        sender_user_id=conversation["sender_user_id"], content=message_pb2.MessageContent(text=text),
+        sender_user_id=conversation["sender_user_id"], content=content or message_pb2.MessageContent(text=text),
     )
     give_up = time.monotonic() + deadline
     while True:
@@ -58,6 +68,31 @@ async def send_until_accepted(messages: messaging_grpc.MessageServiceStub, conve
             if error.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) or time.monotonic() > give_up:
                 raise
             await asyncio.sleep(0.2)
+
+
+async def settled(
+    messages: messaging_grpc.MessageServiceStub,
+    message_ids: list[str],
+    timeout: float = 120,
+    final: frozenset[int] = frozenset({message_pb2.DELIVERY_STATUS_SENT, message_pb2.DELIVERY_STATUS_DEAD_LETTERED}),
+) -> list[message_pb2.Message]:
+    """The messages once each one's first delivery has reached a status in `final`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found: list[message_pb2.Message] = []
+        try:
+            replies = await asyncio.gather(
+                *(messages.GetMessage(messaging_requests.GetMessageRequest(message_id=m)) for m in message_ids)
+            )
+            found = [reply.message for reply in replies]
+            if all(m.deliveries and m.deliveries[0].status in final for m in found):
+                return found
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.NOT_FOUND:  # not stored yet
+                raise
+        unsettled = [m for m in found if not (m.deliveries and m.deliveries[0].status in final)]
+        assert time.monotonic() < deadline, f"{len(unsettled) or 'some'} deliveries did not settle: {unsettled[:1]}"
+        await asyncio.sleep(0.5)
 
 
 async def emulator_sends(session: aiohttp.ClientSession, base: str, tag: str) -> list[dict]:
