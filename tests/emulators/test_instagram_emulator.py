@@ -371,3 +371,13 @@ async def test_tokens_bound_to_accounts_from_the_environment(log_dir):
             assert [m["ig_user_id"] for m in messages] == ["17841422222222222", "17841411111111111"]
     finally:
         process.stop()
+
+
+async def test_the_account_reads_back_as_a_node_and_an_unknown_id_does_not(http, emulator):
+    for node in (ACCOUNT, "me"):
+        async with http.get(f"{emulator}/v21.0/{node}", headers=AUTH) as response:
+            assert response.status == 200 and (await response.json()) == {"id": ACCOUNT}
+    async with http.get(f"{emulator}/v21.0/not-an-account", headers=AUTH) as response:
+        assert response.status == 400 and (await response.json())["error"]["code"] == 100
+    async with http.get(f"{emulator}/v21.0/{ACCOUNT}", headers={"Authorization": "Bearer wrong"}) as response:
+        assert response.status == 401

@@ -597,3 +597,12 @@ async def test_configuration_from_the_environment_and_startup_subscription(log_d
         if process is not None:
             process.stop()
         await hook.stop()
+
+
+async def test_a_business_number_reads_back_as_a_node_and_an_unknown_id_does_not(http, emulator):
+    status, node, _ = await graph(http, emulator, "GET", PHONE_ID)
+    assert status == 200 and node["id"] == PHONE_ID and node["platform_type"] == "CLOUD_API"
+    status, error, _ = await graph(http, emulator, "GET", "not-a-number")
+    assert status == 400 and error["error"]["code"] == 100
+    status, _, _ = await graph(http, emulator, "GET", PHONE_ID, headers={"Authorization": "Bearer wrong"})
+    assert status == 401

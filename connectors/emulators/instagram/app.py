@@ -9,10 +9,12 @@ Any other path answers the Graph "unknown path" error.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from ..meta.control import ControlSpec, add_control_routes
-from ..meta.graph import VERSION, GraphApi, graph_error_middleware
+from ..meta.graph import VERSION, GraphApi, GraphCall, graph_error_middleware
 from ..meta.tasks import TaskSet
 from .config import InstagramConfig
 from .inbound import add_instagram_routes
@@ -44,8 +46,15 @@ def create_app(config: InstagramConfig) -> web.Application:
         contact_fields=frozenset({"last_inbound_time", "available"}),
         on_reset=state.reset_extra,
     ))
+    async def describe(request: web.Request) -> web.StreamResponse:
+        """GET /{ig_user_id} (or /me): the account's node, what a health check reads."""
+        async def account(call: GraphCall) -> dict[str, Any]:
+            return {"id": state.account_for(request.match_info["node"], call.token)}
+        return await api.handle(request, account, tags={"ig_user_id": request.match_info["node"]})
+
     add_instagram_routes(app, state)
     app.router.add_post(f"/{VERSION}/{{node}}/messages", send)
+    app.router.add_get(f"/{VERSION}/{{node}}", describe)
     app.router.add_route("*", "/{tail:.*}", api.unknown)
 
     # Not in state.tasks: a reset must not cancel the startup subscription.

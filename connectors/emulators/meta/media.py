@@ -64,14 +64,19 @@ class MediaStore:
         self.cap_bytes = cap_bytes
         self.rng = rng
         self._items: OrderedDict[str, StoredMedia] = OrderedDict()
+        self._issued: set[str] = set()  # deleted ids stay media ids (GET answers "does not exist")
         self._total = 0
 
     def new_id(self) -> str:
         # Meta media ids are 15-16 digit numbers.
         while True:
             media_id = str(self.rng.randrange(10**15, 10**16))
-            if media_id not in self._items:
+            if media_id not in self._issued:
+                self._issued.add(media_id)
                 return media_id
+
+    def issued(self, media_id: str) -> bool:
+        return media_id in self._issued
 
     def add(self, data: bytes, mime_type: str, filename: str | None = None,
             account: str | None = None, digest: bytes | None = None) -> StoredMedia:
@@ -95,6 +100,7 @@ class MediaStore:
 
     def clear(self) -> None:
         self._items.clear()
+        self._issued.clear()
         self._total = 0
 
 

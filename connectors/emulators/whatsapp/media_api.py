@@ -55,8 +55,13 @@ async def upload(state: WhatsAppState, call: GraphCall) -> dict[str, Any]:
 
 
 async def describe(state: WhatsAppState, call: GraphCall) -> dict[str, Any]:
+    """GET /{node}: a media object, or a business phone number (what a health check reads)."""
     media_id = call.request.match_info["node"]
     stored = state.media.get(media_id)
+    if stored is None and not state.media.issued(media_id) and state.accepts_phone_number(media_id):
+        return {"verified_name": "Chat4All Local", "code_verification_status": "VERIFIED",
+                "display_phone_number": state.display_phone_number(media_id), "quality_rating": "GREEN",
+                "platform_type": "CLOUD_API", "throughput": {"level": "STANDARD"}, "id": media_id}
     if stored is None:
         raise unknown_object(media_id, "get")
     return {"messaging_product": "whatsapp", "url": download_url(state, call.request, media_id),
