@@ -5,8 +5,9 @@ An envelope holds `entry[].changes[]` with `field: "messages"`; each change's
 `value` has `metadata.phone_number_id` (ours, or not ours to handle), `contacts`
 (profile names by wa_id), `messages` and `statuses`. Each message is published
 once per wamid and each status once per (wamid, status): Meta redelivers for
-days and in no order. A user's message also opens their 24-hour window. Any
-failure raises, the webhook answers 500, and Meta delivers the envelope again.
+days and in no order. A user's message to the number (not one in a group) also
+opens their 24-hour window. Any failure raises, the webhook answers 500, and
+Meta delivers the envelope again.
 """
 
 from __future__ import annotations
@@ -134,7 +135,9 @@ class WhatsAppEvents:
 
     async def _message(self, message: dict[str, Any], names: dict[str, str]) -> None:
         sender = message.get("from")
-        if isinstance(sender, str):
+        if isinstance(sender, str) and not message.get("group_id"):
+            # Only a message to the business number itself opens the sender's window; writing in
+            # a group the number is in does not (WhatsApp fails a free-form reply with 131047).
             await self.window.opened(sender, _seconds(message.get("timestamp")))
         event, reason = message_event(message, names, self.phone_number_id)
 

@@ -81,8 +81,8 @@ class Emulator:
             return body
 
     async def requests(self, account: str) -> list[dict]:
-        """The Graph API calls made for the account (every Send API call, whatever its answer)."""
-        return (await self.call("GET", "requests", params={"ig_user_id": account}))["requests"]
+        """The Send API calls made for the account, whatever their answer (not health probes)."""
+        return (await self.call("GET", "requests", params={"ig_user_id": account, "path": "/messages"}))["requests"]
 
     async def messages(self, account: str) -> list[dict]:
         """The messages the emulator accepted from the account."""

@@ -1,0 +1,769 @@
+"""The WhatsApp Cloud API connector against real parts: the WhatsApp emulator as a
+process, the machine's Redis, a tansu broker, and the connector's gRPC server
+in-process through the runtime.
+
+Every test uses a business phone_number_id of its own (the emulator takes any
+numeric id), so its emulator state (messages, contacts and their windows,
+limits, webhook queue) and its Redis keys (under a prefix of its own) are its
+own; its inbound records are the ones keyed by its number, its status events
+the ones keyed by its conversations. The emulator has one webhook subscription:
+each connector subscribes it to its own webhook (Meta's handshake) while it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import secrets
+import sys
+import time
+import uuid
+from collections import defaultdict
+from typing import Any
+
+import aiohttp
+import grpc
+import pytest
+import redis.asyncio as redis
+from chat4all.channel.v1 import channel_pb2
+from chat4all.connector.v1 import message_pb2, request_response_pb2, service_pb2_grpc
+from chat4all.conversations.v1 import message_pb2 as conversations_pb2
+from chat4all.events.v1 import event_pb2
+from chat4all.messaging.v1 import message_pb2 as messaging_pb2
+from prometheus_client import REGISTRY
+
+from connectors.whatsapp import service as whatsapp_service
+from connectors.whatsapp.settings import WhatsAppSettings
+from services.messaging import topics
+from services.runtime import kafka
+from services.runtime.app import Runtime
+from services.runtime.config import load_settings
+from services.runtime.status_details import retry_after_seconds
+from tests.support.ports import free_port, wait_for_port
+from tests.support.processes import ChildProcess
+
+# The emulator's credentials (not its defaults: the connector must use the ones it is given).
+ACCESS_TOKEN = "EAAG-test-system-user-token"
+APP_SECRET = "test-app-secret-5b1f"
+VERIFY_TOKEN = "test-verify-token-9c2e"
+WEBHOOK_PATH = "/whatsapp/webhook"
+API_VERSION = "v21.0"
+WHATSAPP = channel_pb2.CHANNEL_WHATSAPP
+S = messaging_pb2.DeliveryStatus
+HELLO = "olá, tudo bem? 👋 https://chat4all.example/ajuda"
+REENGAGEMENT = ("Re-engagement message: Message failed to send because more than 24 hours have passed since the "
+                "customer last replied to this number.")
+
+
+def new_phone_number_id() -> str:
+    return str(secrets.randbelow(9 * 10**14) + 10**14)
+
+
+def new_wa_id() -> str:
+    return f"55119{secrets.randbelow(10**8):08d}"
+
+
+# Emulator, Redis, Kafka -------------------------------------------------------------------
+
+
+class Emulator:
+    def __init__(self, url: str, http: aiohttp.ClientSession) -> None:
+        self.url = url
+        self.http = http
+
+    async def call(self, verb: str, path: str, **kwargs: Any) -> Any:
+        async with self.http.request(verb, self.url + path, **kwargs) as response:
+            body = await response.json()
+            assert response.status == 200, body
+            return body
+
+    async def requests(self, phone_number_id: str) -> list[dict]:
+        """Every Graph API request that names the number in its path (sends, and anything else)."""
+        return (await self.call("GET", "/_emulator/requests", params={"path": f"/{phone_number_id}"}))["requests"]
+
+    async def sends(self, phone_number_id: str) -> list[dict]:
+        return (await self.call("GET", "/_emulator/requests",
+                                params={"path": f"/{API_VERSION}/{phone_number_id}/messages"}))["requests"]
+
+    async def messages(self, phone_number_id: str) -> list[dict]:
+        return (await self.call("GET", "/_emulator/messages", params={"phone_number_id": phone_number_id}))["messages"]
+
+    async def inject(self, phone_number_id: str, sender: str, text: str, **fields: Any) -> dict:
+        """A user's message to the number: the emulator delivers it to the subscribed webhook, signed."""
+        body = {"phone_number_id": phone_number_id, "from": sender, "type": "text", "text": text, **fields}
+        return await self.call("POST", "/_emulator/inbound", json=body)
+
+    async def faults(self, **faults: Any) -> None:
+        await self.call("PUT", "/_emulator/faults", json=faults)
+
+    async def webhook_deliveries(self, phone_number_id: str, count: int, **filters: str) -> list[dict]:
+        """The webhook attempts matching `filters`, once `count` were made (the emulator records an
+        attempt when our answer reached it, which is after we published)."""
+        params = {"phone_number_id": phone_number_id, **filters}
+        async with asyncio.timeout(10):
+            while True:
+                found = (await self.call("GET", "/_emulator/webhook-deliveries", params=params))["deliveries"]
+                if len(found) >= count:
+                    return found
+                await asyncio.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+async def emulator(log_dir):
+    port = free_port()
+    process = ChildProcess(
+        f"whatsapp-emulator-{port}",
+        [sys.executable, "-m", "connectors.emulators.whatsapp", "--host", "127.0.0.1", "--port", str(port),
+         "--seed", "7", "--app-secret", APP_SECRET, "--access-token", ACCESS_TOKEN, "--verify-token", VERIFY_TOKEN,
+         "--webhook-initial-backoff", "0.1", "--webhook-max-attempts", "5"],
+        log_dir,
+    )
+    try:
+        wait_for_port(port)
+        async with aiohttp.ClientSession() as http:
+            yield Emulator(f"http://127.0.0.1:{port}", http)
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+async def no_faults(emulator):
+    yield
+    await emulator.call("DELETE", "/_emulator/faults")
+
+
+@pytest.fixture
+async def redis_prefix():
+    """A key prefix of this test; every key under it is deleted afterwards."""
+    prefix = f"c4a-test-whatsapp-{uuid.uuid4().hex[:12]}"
+    client = redis.from_url(load_settings(WhatsAppSettings).redis_url)
+    try:
+        yield prefix
+    finally:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+class Records:
+    """What the connectors publish while the module runs: inbound messages by business number
+    (the inbound key's middle part), delivery status changes by conversation (their key)."""
+
+    def __init__(self) -> None:
+        self.inbound: dict[str, list[tuple[bytes, event_pb2.Event]]] = defaultdict(list)
+        self.statuses: dict[str, list[event_pb2.Event]] = defaultdict(list)
+        self.arrived = asyncio.Condition()
+
+    async def _wait(self, condition, timeout: float) -> None:
+        async with asyncio.timeout(timeout):
+            async with self.arrived:
+                await self.arrived.wait_for(condition)
+
+    def inbound_events(self, phone_number_id: str) -> list[event_pb2.Event]:
+        return [event for _, event in self.inbound[phone_number_id]]
+
+    def inbound_keys(self, phone_number_id: str) -> list[bytes]:
+        return [key for key, _ in self.inbound[phone_number_id]]
+
+    async def wait_for_text(self, phone_number_id: str, text: str, timeout: float = 15.0) -> list[event_pb2.Event]:
+        await self._wait(lambda: text in texts(self.inbound_events(phone_number_id)), timeout)
+        return self.inbound_events(phone_number_id)
+
+    async def wait_for_statuses(self, conversation_id: str, count: int, timeout: float = 15.0) -> list[event_pb2.Event]:
+        await self._wait(lambda: len(self.statuses[conversation_id]) >= count, timeout)
+        return list(self.statuses[conversation_id])
+
+
+def texts(events: list[event_pb2.Event]) -> list[str]:
+    return [event.inbound_message_received.content.text for event in events]
+
+
+def changes(events: list[event_pb2.Event]) -> list[tuple[str, int]]:
+    return [(e.delivery_status_changed.message_id, e.delivery_status_changed.change.status) for e in events]
+
+
+@pytest.fixture(scope="module")
+async def published(kafka_bootstrap):
+    names = (topics.INBOUND, topics.MESSAGES)
+    await kafka.ensure_topics(kafka_bootstrap, {name: topics.PARTITIONS[name] for name in names})
+    settings = load_settings(WhatsAppSettings, kafka_bootstrap=kafka_bootstrap)
+    # No group: every partition from the start, without waiting for a group join.
+    consumer = kafka.open_consumer(settings, topics.INBOUND, topics.MESSAGES, group_id=None)
+    await consumer.start()
+    records = Records()
+
+    def take(record) -> None:
+        # Other producers' records may share the broker: only ours are kept.
+        key = (record.key or b"").decode()
+        try:
+            event = kafka.decode(record, event_pb2.Event)
+        except Exception:
+            return
+        if record.topic == topics.INBOUND:
+            parts = key.split(":", 2)
+            if len(parts) == 3 and parts[0] == str(WHATSAPP):
+                records.inbound[parts[1]].append((record.key, event))
+        elif event.WhichOneof("payload") == "delivery_status_changed":
+            records.statuses[key].append(event)
+
+    async def collect() -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=100)
+            if not batches:
+                continue
+            async with records.arrived:
+                for batch in batches.values():
+                    for record in batch:
+                        take(record)
+                records.arrived.notify_all()
+
+    task = asyncio.create_task(collect())
+    try:
+        yield records
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await consumer.stop()
+
+
+# The connector ------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def connector(emulator: Emulator, redis_prefix: str, kafka_bootstrap: str, phone_number_id: str,
+                    *, subscribe: bool = True, **overrides: Any):
+    """The connector for `phone_number_id`; with `subscribe`, the emulator's webhook subscription
+    points at it (the emulator makes Meta's verification handshake first)."""
+    webhook_port = free_port()
+    values = dict(
+        service_name="whatsapp-test",
+        grpc_port=0,
+        shutdown_grace_seconds=1,
+        kafka_bootstrap=kafka_bootstrap,
+        connector_redis_prefix=redis_prefix,
+        connector_webhook_port=webhook_port,
+        whatsapp_api_url=emulator.url,
+        whatsapp_phone_number_id=phone_number_id,
+        whatsapp_access_token=ACCESS_TOKEN,
+        whatsapp_app_secret=APP_SECRET,
+        whatsapp_verify_token=VERIFY_TOKEN,
+    )
+    settings = load_settings(WhatsAppSettings, **{**values, **overrides})
+    runtime = Runtime(settings)
+    try:
+        await whatsapp_service.setup(runtime)
+        await runtime.start()
+        webhook_url = f"http://127.0.0.1:{webhook_port}{WEBHOOK_PATH}"
+        if subscribe:
+            subscribed = await emulator.call("PUT", "/_emulator/subscription",
+                                             json={"callback_url": webhook_url, "verify_token": VERIFY_TOKEN})
+            assert subscribed["handshake"]["ok"], subscribed
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{runtime.port}")
+        try:
+            yield service_pb2_grpc.MessageConnectorStub(channel), webhook_url
+        finally:
+            await channel.close()
+            if subscribe:
+                # Webhooks still queued for this number are dropped, not retried at the next test.
+                await emulator.call("DELETE", "/_emulator/subscription")
+    finally:
+        await runtime.stop()
+
+
+def send_request(phone_number_id: str, to: str, text: str | None = "hello", *,
+                 template: messaging_pb2.Template | None = None,
+                 attachments: tuple[messaging_pb2.Attachment, ...] = (),
+                 conversation_id: str | None = None, message_id: str | None = None,
+                 **fields: Any) -> request_response_pb2.SendMessageRequest:
+    if template is not None:
+        content = messaging_pb2.MessageContent(template=template, attachments=attachments)
+    elif text is not None:
+        content = messaging_pb2.MessageContent(text=text, attachments=attachments)
+    else:
+        content = messaging_pb2.MessageContent(attachments=attachments)
+    return request_response_pb2.SendMessageRequest(
+        message_id=message_id or str(uuid.uuid4()),
+        conversation_id=conversation_id or str(uuid.uuid4()),
+        account_id=phone_number_id,
+        recipient=messaging_pb2.Recipient(user_id=str(uuid.uuid4()), channel=WHATSAPP, external_id=to),
+        content=content,
+        attempt=1,
+        **fields,
+    )
+
+
+def template_request(phone_number_id: str, to: str, **fields: Any) -> request_response_pb2.SendMessageRequest:
+    template = messaging_pb2.Template(name="order_update", language="pt_BR", parameters=["Ana", "#4521"])
+    return send_request(phone_number_id, to, template=template, **fields)
+
+
+async def rpc_error(call) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await call
+    return error.value
+
+
+async def open_window(emulator: Emulator, published: Records, phone_number_id: str, wa_id: str,
+                      text: str = "oi, preciso de ajuda") -> dict:
+    """The user writes to the number (the signed webhook reaches the connector): their 24 h
+    window opens before the message is published, so it is open once the record is there."""
+    injected = await emulator.inject(phone_number_id, wa_id, text, name="Ana Lima")
+    await published.wait_for_text(phone_number_id, text)
+    return injected
+
+
+def sign(body: bytes, secret: str = APP_SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+# Sending ------------------------------------------------------------------------------------
+
+
+async def test_text_template_and_media_sends_reach_whatsapp_in_the_cloud_api_shape(emulator, redis_prefix,
+                                                                                  kafka_bootstrap, published):
+    phone = new_phone_number_id()
+    user = new_wa_id()
+    async with connector(emulator, redis_prefix, kafka_bootstrap, phone) as (stub, _):
+        await open_window(emulator, published, phone, user)
+        envelope = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": user}
+
+        text = await stub.SendMessage(send_request(phone, f"+{user}", "olá from Chat4All ☕ https://chat4all.example/x"))
+        template = await stub.SendMessage(template_request(phone, user))
+        pdf = messaging_pb2.Attachment(
+            file_id="f-pdf", content_type="application/pdf", filename="invoice-4521.pdf", size_bytes=48_213,
+            download_url="https://files.chat4all.example/f-pdf?sig=abc",
+        )
+        png = messaging_pb2.Attachment(
+            file_id="f-png", content_type="image/png", filename="photo.png", size_bytes=120_000,
+            caption="the photo", download_url="https://files.chat4all.example/f-png?sig=def",
+        )
+        # The text rides on the first file as its caption; a file with its own caption keeps it.
+        media = await stub.SendMessage(send_request(phone, user, "your invoice", attachments=(pdf, png)))
+
+        requests = await emulator.requests(phone)
+        assert [(r["method"], r["path"], r["status"]) for r in requests] == [
+            ("POST", f"/{API_VERSION}/{phone}/messages", 200)
+        ] * 4
+        for request in requests:
+            # The emulator accepts only its configured token; it records the scheme, not the value.
+            assert request["headers"]["Authorization"] == "Bearer [redacted]"
+            assert request["headers"]["Content-Type"] == "application/json"
+        assert [r["body"] for r in requests] == [
+            {**envelope, "type": "text",
+             "text": {"body": "olá from Chat4All ☕ https://chat4all.example/x", "preview_url": False}},
+            {**envelope, "type": "template",
+             "template": {"name": "order_update", "language": {"code": "pt_BR"},
+                          "components": [{"type": "body", "parameters": [{"type": "text", "text": "Ana"},
+                                                                         {"type": "text", "text": "#4521"}]}]}},
+            {**envelope, "type": "document",
+             "document": {"link": "https://files.chat4all.example/f-pdf?sig=abc", "caption": "your invoice",
+                          "filename": "invoice-4521.pdf"}},
+            {**envelope, "type": "image",
+             "image": {"link": "https://files.chat4all.example/f-png?sig=def", "caption": "the photo"}},
+        ]
+
+        # The answers carry the wamids the platform returned, in send order.
+        sent = await emulator.messages(phone)
+        assert [m["type"] for m in sent] == ["text", "template", "document", "image"]
+        assert list(text.platform_message_ids) == [sent[0]["wamid"]]
+        assert list(template.platform_message_ids) == [sent[1]["wamid"]]
+        assert list(media.platform_message_ids) == [sent[2]["wamid"], sent[3]["wamid"]]
+        assert all(m["wamid"].startswith("wamid.") for m in sent)
+        for reply in (text, template, media):
+            assert reply.status == messaging_pb2.DELIVERY_STATUS_SENT
+            assert abs(reply.send_time.seconds - time.time()) < 10
+        assert sent[0]["window"] == "open"  # the emulator agrees the user had written
+
+    # A token the platform does not take: UNAUTHENTICATED, without the token in the answer.
+    async with connector(emulator, redis_prefix, kafka_bootstrap, phone, subscribe=False,
+                         whatsapp_access_token="EAAG-revoked-token") as (stub, _):
+        rejected = await rpc_error(stub.SendMessage(template_request(phone, user)))
+        assert rejected.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert "190" in rejected.details() and "EAAG-revoked-token" not in rejected.details()
+        assert (await emulator.requests(phone))[-1]["status"] == 401
+
+
+async def test_media_without_a_download_url_is_refused_before_whatsapp(emulator, redis_prefix, kafka_bootstrap):
+    """Media go by link only (the router resolves every attachment's download_url): there is no
+    way to name a WhatsApp media id in SendMessage, so an attachment without a URL is refused."""
+    phone = new_phone_number_id()
+    user = new_wa_id()
+    async with connector(emulator, redis_prefix, kafka_bootstrap, phone, subscribe=False) as (stub, _):
+        by_id = messaging_pb2.Attachment(file_id="1013859600285441", content_type="image/jpeg", size_bytes=1000)
+        refused = await rpc_error(stub.SendMessage(send_request(phone, user, None, attachments=(by_id,))))
+        assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert refused.details() == "attachment 1013859600285441 has no download URL for WhatsApp to fetch"
+        too_big = messaging_pb2.Attachment(file_id="f-big", content_type="image/jpeg", size_bytes=6 * 1024 * 1024,
+                                           download_url="https://files.chat4all.example/f-big")
+        oversized = await rpc_error(stub.SendMessage(send_request(phone, user, None, attachments=(too_big,))))
+        assert oversized.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "5242880" in oversized.details()
+        assert await emulator.requests(phone) == []
+
+
+# The 24-hour window -------------------------------------------------------------------------
+
+
+async def test_free_form_messages_need_the_users_24h_window_templates_do_not(emulator, redis_prefix,
+                                                                             kafka_bootstrap, published):
+    phone = new_phone_number_id()
+    user = new_wa_id()
+    async with connector(emulator, redis_prefix, kafka_bootstrap, phone) as (stub, _):
+        closed = await rpc_error(stub.SendMessage(send_request(phone, user, "are you there?")))
+        assert closed.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "window is closed" in closed.details() and "template" in closed.details()
+        with_file = send_request(phone, user, None, attachments=(messaging_pb2.Attachment(
+            file_id="f1", content_type="image/png", size_bytes=10, download_url="https://files.chat4all.example/f1"),))
+        assert (await rpc_error(stub.SendMessage(with_file))).code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert await emulator.requests(phone) == []  # refused before any platform call
+
+        # A template may open the conversation.
+        reply = await stub.SendMessage(template_request(phone, user))
+        [call] = await emulator.requests(phone)
+        assert call["body"]["type"] == "template" and call["status"] == 200
+        assert list(reply.platform_message_ids) == [(await emulator.messages(phone))[0]["wamid"]]
+
+        # The user answers through the signed webhook: now free-form messages go.
+        await open_window(emulator, published, phone, user, "sim, pode falar")
+        reply = await stub.SendMessage(send_request(phone, user, "thanks for answering"))
+        calls = await emulator.requests(phone)
+        assert len(calls) == 2 and calls[-1]["body"]["text"]["body"] == "thanks for answering"
+        assert calls[-1]["status"] == 200
+        [_, message] = await emulator.messages(phone)
+        assert list(reply.platform_message_ids) == [message["wamid"]] and message["window"] == "open"
+
+        # The window is the user's own: another user's is still closed.
+        other = await rpc_error(stub.SendMessage(send_request(phone, new_wa_id(), "hi")))
+        assert other.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert len(await emulator.requests(phone)) == 2
+
+
+async def test_a_window_opened_more_than_24h_ago_is_closed(emulator, redis_prefix, kafka_bootstrap, published):
+    """The window runs from the user's message time as WhatsApp states it (a redelivery days
+    late does not reopen it)."""
+    phone = new_phone_number_id()
+    user = new_wa_id()
+    async with connector(emulator, redis_prefix, kafka_bootstrap, phone) as (stub, _):
+        await emulator.inject(phone, user, "old message", timestamp=time.time() - 25 * 3600)
+        await published.wait_for_text(phone, "old message")
+        closed = await rpc_error(stub.SendMessage(send_request(phone, user, "late answer")))
+        assert closed.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert await emulator.requests(phone) == []
+
+
+# Webhook ------------------------------------------------------------------------------------
+
+
+async def test_webhook_handshake_and_signatures_and_redeliveries_published_once(emulator, redis_prefix,
+                                                                               kafka_bootstrap, published):
+    phone = new_phone_number_id()
+    user = new_wa_id()
+    async with (
+        connector(emulator, redis_prefix, kafka_bootstrap, phone) as (_, url),
+        aiohttp.ClientSession() as http,
+    ):
+        # Meta's verification handshake: the challenge back only for our token, in subscribe mode.
+        async def handshake(**query: str) -> tuple[int, str]:
+            async with http.get(url, params=query) as response:
+                return response.status, await response.text()
+
+        subscribe = {"hub.mode": "subscribe", "hub.challenge": "1158201444", "hub.verify_token": VERIFY_TOKEN}
+        assert await handshake(**subscribe) == (200, "1158201444")
+        for query in (
+            {"hub.mode": "subscribe", "hub.challenge": "1158201444", "hub.verify_token": "not-ours"},
+            {"hub.mode": "subscribe", "hub.challenge": "1158201444"},
+            {"hub.mode": "unsubscribe", "hub.challenge": "1158201444", "hub.verify_token": VERIFY_TOKEN},
+        ):
+            status, answer = await handshake(**query)
+            assert status == 403 and "1158201444" not in answer
+        subscription = await emulator.call("GET", "/_emulator/subscription")
+        assert subscription["last_handshake"]["ok"] and subscription["subscription"]["callback_url"] == url
+
+        # Forged posts: no signature (401), a signature with another secret or over other bytes (403).
+        forged = json.dumps({
+            "object": "whatsapp_business_account",
+            "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+                "messaging_product": "whatsapp", "metadata": {"phone_number_id": phone},
+                "contacts": [{"profile": {"name": "Eve"}, "wa_id": user}],
+                "messages": [{"from": user, "id": "wamid.forged", "timestamp": str(int(time.time())),
+                              "type": "text", "text": {"body": "forged"}}],
+            }}]}],
+        }).encode()
+        for headers, expected in (
+            ({}, 401),
+            ({"X-Hub-Signature-256": sign(forged, "another-app-secret")}, 403),
+            ({"X-Hub-Signature-256": sign(forged + b" ")}, 403),
+            ({"X-Hub-Signature-256": "sha1=" + hmac.new(APP_SECRET.encode(), forged, "sha1").hexdigest()}, 403),
+        ):
+            async with http.post(url, data=forged, headers={"Content-Type": "application/json", **headers}) as response:
+                assert response.status == expected
+
+        # A real one, delivered twice (Meta redelivers), and one more after it from the same user
+        # (same key, same partition: anything published for the first comes before it). Meta
+        # escapes unicode and slashes: the signature is over those exact bytes.
+        before = time.time()
+        twice = await emulator.inject(phone, user, HELLO, name="Ana Lima", duplicate=1)
+        assert "\\u00e1" in twice["raw"] and "\\/" in twice["raw"]
+        attempts = await emulator.webhook_deliveries(phone, 2, kind="messages", wamid=twice["wamid"])
+        assert [(a["http_status"], a["signature"]) for a in attempts] == [(200, sign(twice["raw"].encode()))] * 2
+        await emulator.inject(phone, user, "sentinel")
+        events = await published.wait_for_text(phone, "sentinel")
+
+    assert texts(events) == [HELLO, "sentinel"]  # nothing forged, nothing twice
+    assert published.inbound_keys(phone) == [f"{WHATSAPP}:{phone}:{user}".encode()] * 2
+    event = events[0]
+    assert event.WhichOneof("payload") == "inbound_message_received"
+    assert uuid.UUID(event.event_id).version == 4
+    received = event.inbound_message_received
+    message = twice["message"]
+    assert received.channel == WHATSAPP and received.account_id == phone
+    assert (received.external_sender_id, received.external_chat_id) == (user, user)
+    assert received.external_sender_display_name == "Ana Lima"
+    assert received.external_message_id == twice["wamid"]
+    assert received.chat_type == conversations_pb2.CONVERSATION_TYPE_DIRECT
+    assert received.content == messaging_pb2.MessageContent(text=HELLO)
+    assert received.platform_time.seconds == int(message["timestamp"])
+    assert before - 1 <= received.receive_time.ToNanoseconds() / 1e9 <= time.time()
+
+
+# Statuses -----------------------------------------------------------------------------------
+
+
+async def test_status_webhooks_become_delivery_status_changes_once_each(emulator, redis_prefix,
+                                                                        kafka_bootstrap, published):
+    phone = new_phone_number_id()
+    user = new_wa_id()
+    conversation = str(uuid.uuid4())
+    async with connector(emulator, redis_prefix, kafka_bootstrap, phone) as (stub, _):
+        await open_window(emulator, published, phone, user)
+        first = send_request(phone, user, "your order shipped", conversation_id=conversation)
+        [wamid] = (await stub.SendMessage(first)).platform_message_ids
+        # The emulator reports sent, then delivered, by itself; the user reads it (reported twice).
+        await published.wait_for_statuses(conversation, 2)
+        await emulator.call("POST", "/_emulator/statuses", json={"id": wamid, "statuses": ["read"], "duplicate": 1})
+
+        # WhatsApp's window for the user closed (it disagrees with ours, which still holds the
+        # user's message): it accepts the text, then reports it failed with 131047.
+        await emulator.call("PUT", f"/_emulator/contacts/{phone}/{user}",
+                            json={"last_inbound_time": time.time() - 25 * 3600})
+        second = send_request(phone, user, "are you still there?", conversation_id=conversation)
+        [failed_wamid] = (await stub.SendMessage(second)).platform_message_ids
+        events = await published.wait_for_statuses(conversation, 4)
+        reads = await emulator.webhook_deliveries(phone, 2, kind="statuses", wamid=wamid, status="read")
+        assert [r["http_status"] for r in reads] == [200, 200]
+        # Sent after both read deliveries were answered, on the same key: a second READ would be here.
+        assert (await emulator.messages(phone))[-1]["window"] == "closed"
+
+    first_id, second_id = first.message_id, second.message_id
+    assert changes(events) == [
+        (first_id, S.DELIVERY_STATUS_SENT),
+        (first_id, S.DELIVERY_STATUS_DELIVERED),
+        (first_id, S.DELIVERY_STATUS_READ),
+        (second_id, S.DELIVERY_STATUS_FAILED),
+    ]
+    for event, request, platform_id in zip(events, (first, first, first, second), (wamid, wamid, wamid, failed_wamid)):
+        assert event.conversation_id == conversation
+        changed = event.delivery_status_changed
+        assert changed.platform_message_id == platform_id
+        assert changed.recipient == request.recipient
+        assert event.occur_time == changed.change.change_time
+        assert abs(changed.change.change_time.seconds - time.time()) < 30
+    assert [e.delivery_status_changed.change.reason for e in events[:3]] == [""] * 3
+    failure = events[3].delivery_status_changed.change
+    assert failure.reason == REENGAGEMENT
+    assert failure.platform_error_code == "131047"
+    assert len({e.event_id for e in events}) == 4
+
+
+# Limits -------------------------------------------------------------------------------------
+
+
+async def test_the_numbers_throughput_limit_refuses_a_burst_before_whatsapp(emulator, redis_prefix, kafka_bootstrap):
+    phone = new_phone_number_id()
+    limits = dict(whatsapp_messages_per_second=2.0, whatsapp_burst=5)
+    async with connector(emulator, redis_prefix, kafka_bootstrap, phone, subscribe=False, **limits) as (stub, _):
+        requests = [template_request(phone, new_wa_id()) for _ in range(8)]
+        answers = await asyncio.gather(*(stub.SendMessage(r) for r in requests), return_exceptions=True)
+        accepted = [a for a in answers if isinstance(a, request_response_pb2.SendMessageResponse)]
+        refused = [a for a in answers if isinstance(a, grpc.aio.AioRpcError)]
+        assert (len(accepted), len(refused)) == (5, 3), answers
+        for error in refused:
+            assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "account send limit" in error.details()
+            assert 0 < retry_after_seconds(error) <= 0.5  # one interval of 2/s
+        sent = await emulator.requests(phone)
+        assert len(sent) == 5 and all(call["status"] == 200 for call in sent)  # the refused never left
+        admitted = {a.platform_message_ids[0] for a in accepted}
+        assert admitted == {m["wamid"] for m in await emulator.messages(phone)}
+
+        # The wait it gave is the real one.
+        await asyncio.sleep(max(retry_after_seconds(error) for error in refused))
+        await stub.SendMessage(template_request(phone, new_wa_id()))
+        assert len(await emulator.requests(phone)) == 6
+
+
+async def test_a_whatsapp_429_holds_the_numbers_sends_for_its_retry_after(emulator, redis_prefix, kafka_bootstrap,
+                                                                          no_faults):
+    phone = new_phone_number_id()
+    async with connector(emulator, redis_prefix, kafka_bootstrap, phone, subscribe=False) as (stub, _):
+        await emulator.faults(fail_next_429=1, retry_after=2)
+        throttled = await rpc_error(stub.SendMessage(template_request(phone, new_wa_id())))
+        assert throttled.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert retry_after_seconds(throttled) == 2
+        assert "130429" in throttled.details()
+        [call] = await emulator.requests(phone)
+        assert call["status"] == 429
+
+        # Until then every send of the number is refused before WhatsApp, to anyone, with the
+        # rest of the wait (plus at most one interval of the number's 80/s).
+        for _ in range(2):
+            held = await rpc_error(stub.SendMessage(template_request(phone, new_wa_id())))
+            assert held.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "130429" not in held.details() and "account send limit" in held.details()
+            assert 1.0 < retry_after_seconds(held) <= 2 + 1 / 80 + 0.01
+        assert len(await emulator.requests(phone)) == 1
+
+        await asyncio.sleep(retry_after_seconds(held))
+        reply = await stub.SendMessage(template_request(phone, new_wa_id()))
+        assert len(reply.platform_message_ids) == 1
+        assert [call["status"] for call in await emulator.requests(phone)] == [429, 200]
+
+
+# Circuit breaker ----------------------------------------------------------------------------
+
+
+def circuit_gauge(phone_number_id: str) -> float | None:
+    return REGISTRY.get_sample_value("chat4all_connector_circuit_state",
+                                     {"connector": "whatsapp", "account": phone_number_id})
+
+
+async def test_the_circuit_opens_after_consecutive_5xx_fails_fast_and_closes_when_whatsapp_recovers(
+        emulator, redis_prefix, kafka_bootstrap, no_faults):
+    phone = new_phone_number_id()
+    user = new_wa_id()
+    breaker = dict(connector_breaker_failure_threshold=3, connector_breaker_open_seconds=0.5,
+                   connector_breaker_max_open_seconds=1.0)
+    async with connector(emulator, redis_prefix, kafka_bootstrap, phone, subscribe=False, **breaker) as (stub, _):
+        assert circuit_gauge(phone) == 0
+        await emulator.faults(down=True)
+        failures = [await rpc_error(stub.SendMessage(template_request(phone, user))) for _ in range(3)]
+        assert [error.code() for error in failures] == [grpc.StatusCode.UNAVAILABLE] * 3
+        assert all("Service temporarily unavailable" in error.details() for error in failures)
+        # Two transient failures; the third opens the circuit and says when to come back.
+        assert [retry_after_seconds(error) for error in failures[:2]] == [None, None]
+        assert 0 < retry_after_seconds(failures[2]) <= 0.5
+        assert circuit_gauge(phone) == 1
+
+        # Open: answered at once, with the wait, without calling WhatsApp.
+        fast = await rpc_error(stub.SendMessage(template_request(phone, user)))
+        assert fast.code() == grpc.StatusCode.UNAVAILABLE
+        assert "circuit" in fast.details()
+        assert 0 < retry_after_seconds(fast) <= 0.5
+        assert len(await emulator.sends(phone)) == 3
+        health = await stub.CheckHealth(request_response_pb2.CheckHealthRequest(account_id=phone))
+        assert health.circuit_state == message_pb2.CIRCUIT_STATE_OPEN
+        assert not health.platform_reachable
+        assert circuit_gauge(phone) == 1
+
+        # After the wait one probe goes through; WhatsApp still fails: open again, twice as long.
+        await asyncio.sleep(retry_after_seconds(fast))
+        probe = await rpc_error(stub.SendMessage(template_request(phone, user)))
+        assert probe.code() == grpc.StatusCode.UNAVAILABLE and "circuit open" in probe.details()
+        assert 0.5 < retry_after_seconds(probe) <= 1.0
+        assert len(await emulator.sends(phone)) == 4
+
+        # WhatsApp recovers: the next probe succeeds and closes the circuit.
+        await emulator.call("DELETE", "/_emulator/faults")
+        await asyncio.sleep(retry_after_seconds(probe))
+        reply = await stub.SendMessage(template_request(phone, user))
+        assert len(reply.platform_message_ids) == 1
+        assert circuit_gauge(phone) == 0
+        await stub.SendMessage(template_request(phone, user))
+        assert [call["status"] for call in await emulator.sends(phone)] == [503] * 4 + [200, 200]
+        health = await stub.CheckHealth(request_response_pb2.CheckHealthRequest(account_id=phone))
+        assert health.circuit_state == message_pb2.CIRCUIT_STATE_CLOSED
+
+
+# Groups -------------------------------------------------------------------------------------
+
+
+async def test_group_messages_in_and_out_and_a_group_message_opens_no_1to1_window(emulator, redis_prefix,
+                                                                                  kafka_bootstrap, published):
+    phone = new_phone_number_id()
+    user = new_wa_id()
+    group = "Y2FwaV9ncm91cDoxNTU1MDAwMTIzNDoxMjAzNjM"
+    async with connector(emulator, redis_prefix, kafka_bootstrap, phone) as (stub, _):
+        injected = await emulator.inject(phone, user, "hello group", name="Ana Lima", group_id=group)
+        [event] = await published.wait_for_text(phone, "hello group")
+        assert published.inbound_keys(phone) == [f"{WHATSAPP}:{phone}:{group}".encode()]
+        received = event.inbound_message_received
+        assert received.chat_type == conversations_pb2.CONVERSATION_TYPE_GROUP
+        assert (received.external_chat_id, received.external_sender_id) == (group, user)
+        assert received.external_message_id == injected["wamid"]
+
+        # To the group: no window; the one business number says who wrote it.
+        reply = await stub.SendMessage(send_request(phone, group, "hi all", sender_display_name="Bruno Reis"))
+        [call] = await emulator.requests(phone)
+        assert call["body"] == {"messaging_product": "whatsapp", "recipient_type": "group", "to": group,
+                                "type": "text", "text": {"body": "Bruno Reis: hi all", "preview_url": False}}
+        assert list(reply.platform_message_ids) == [(await emulator.messages(phone))[0]["wamid"]]
+
+        # Writing in a group is not writing to the business: the user's own window stays closed
+        # (WhatsApp would accept a free-form message and then fail it with 131047).
+        assert (await emulator.call("GET", f"/_emulator/contacts/{phone}/{user}"))["contact"]["window_open"] is False
+        closed = await rpc_error(stub.SendMessage(send_request(phone, user, "about your group message")))
+        assert closed.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert len(await emulator.requests(phone)) == 1
+
+
+# Capabilities and health --------------------------------------------------------------------
+
+
+async def test_capabilities_and_health(emulator, redis_prefix, kafka_bootstrap):
+    phone = new_phone_number_id()
+    async with connector(emulator, redis_prefix, kafka_bootstrap, phone, subscribe=False) as (stub, _):
+        capabilities = await stub.GetCapabilities(request_response_pb2.GetCapabilitiesRequest(account_id=phone))
+        K = message_pb2.ContentKind
+        assert capabilities.channel == WHATSAPP
+        assert set(capabilities.content_kinds) == {
+            K.CONTENT_KIND_TEXT, K.CONTENT_KIND_TEMPLATE, K.CONTENT_KIND_IMAGE, K.CONTENT_KIND_AUDIO,
+            K.CONTENT_KIND_VIDEO, K.CONTENT_KIND_DOCUMENT, K.CONTENT_KIND_STICKER,
+        }
+        assert {(m.content_kind, m.max_size_bytes) for m in capabilities.media_limits} == {
+            (K.CONTENT_KIND_IMAGE, 5 * 1024 * 1024), (K.CONTENT_KIND_AUDIO, 16 * 1024 * 1024),
+            (K.CONTENT_KIND_VIDEO, 16 * 1024 * 1024), (K.CONTENT_KIND_DOCUMENT, 100 * 1024 * 1024),
+            (K.CONTENT_KIND_STICKER, 100 * 1024),
+        }
+        limits = {(limit.scope, limit.max_messages, limit.period.seconds, limit.platform_error_code)
+                  for limit in capabilities.rate_limits}
+        assert limits == {
+            (message_pb2.RATE_LIMIT_SCOPE_ACCOUNT, 80, 1, "130429"),
+            (message_pb2.RATE_LIMIT_SCOPE_RECIPIENT, 1, 6, "131056"),
+        }
+        assert list(capabilities.reported_statuses) == [S.DELIVERY_STATUS_SENT, S.DELIVERY_STATUS_DELIVERED,
+                                                        S.DELIVERY_STATUS_READ, S.DELIVERY_STATUS_FAILED]
+        assert capabilities.reply_window.seconds == 24 * 3600
+        assert capabilities.supports_groups and capabilities.max_text_length == 4096
+
+        health = await stub.CheckHealth(request_response_pb2.CheckHealthRequest(account_id=phone))
+        assert health.platform_reachable and health.circuit_state == message_pb2.CIRCUIT_STATE_CLOSED
+        assert health.detail == ""
+        assert 0 < health.latency.ToNanoseconds() < 2e9
+        assert abs(health.check_time.seconds - time.time()) < 5
+        [probe] = await emulator.requests(phone)  # the number's node: an authenticated, cheap read
+        assert (probe["method"], probe["path"], probe["status"]) == ("GET", f"/{API_VERSION}/{phone}", 200)
+        assert probe["headers"]["Authorization"] == "Bearer [redacted]"
+        unknown = await rpc_error(stub.CheckHealth(request_response_pb2.CheckHealthRequest(account_id="1")))
+        assert unknown.code() == grpc.StatusCode.NOT_FOUND
+
+    # A platform that does not answer.
+    async with connector(emulator, redis_prefix, kafka_bootstrap, phone, subscribe=False,
+                         whatsapp_api_url=f"http://127.0.0.1:{free_port()}") as (stub, _):
+        health = await stub.CheckHealth(request_response_pb2.CheckHealthRequest())
+        assert not health.platform_reachable and health.detail
+        assert ACCESS_TOKEN not in health.detail
