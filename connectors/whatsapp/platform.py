@@ -2,6 +2,8 @@
 
 A request becomes one Graph API call per part: `POST /{version}/{phone_number_id}/messages`
 with `{"messaging_product":"whatsapp","recipient_type":..,"to":..,"type":..,<type>:{..}}`.
+Files go by link (WhatsApp fetches the download URL), or, in "upload" media
+delivery, by the media id of an upload made once per file (media_uploads.py).
 Refused before any call: a free-form message to a user whose 24-hour window is
 closed (FAILED_PRECONDITION: send a template), a file over WhatsApp's limit for
 its kind, an attachment without a URL to fetch it from.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from chat4all.channel.v1 import channel_pb2
@@ -23,6 +26,7 @@ from connectors.sdk.meta import graph_error
 from connectors.sdk.platform import Outgoing, SentPart
 from connectors.sdk.rate_limits import Bucket, Limit
 from connectors.sdk.reply_window import ReplyWindow
+from connectors.whatsapp.media_uploads import MediaUploads
 from connectors.whatsapp.settings import WhatsAppSettings
 from services.runtime.errors import FailedPrecondition, InvalidArgument, Unavailable
 
@@ -72,11 +76,12 @@ class WhatsAppPlatform:
         self.settings = settings
         self.http = http
         self.account_id = settings.whatsapp_phone_number_id
-        self._base = f"{settings.whatsapp_api_url.rstrip('/')}/{settings.whatsapp_api_version}"
-        self._auth = {"Authorization": f"Bearer {settings.whatsapp_access_token}"}
+        self.base_url = f"{settings.whatsapp_api_url.rstrip('/')}/{settings.whatsapp_api_version}"
+        self.auth_headers = {"Authorization": f"Bearer {settings.whatsapp_access_token}"}
         self.account_limit = Limit("account", settings.whatsapp_messages_per_second, settings.whatsapp_burst)
         self.recipient_limit = Limit("recipient", settings.whatsapp_recipient_per_second, settings.whatsapp_recipient_burst)
         self.window: ReplyWindow | None = None  # set once Redis is open (see service.py)
+        self.uploads: MediaUploads | None = None  # set in "upload" media delivery
 
     # prepare ------------------------------------------------------------------------------
 
@@ -97,6 +102,8 @@ class WhatsAppPlatform:
         parts = self._parts(content, request.sender_display_name if group else "")
         if not group and content.WhichOneof("body") != "template":
             await self._check_window(address)
+        if self.uploads is not None and content.attachments:
+            await self._by_media_id(parts[len(parts) - len(content.attachments):], content.attachments)
         envelope = {"messaging_product": "whatsapp", "recipient_type": "group" if group else "individual", "to": address}
         buckets = [Bucket("account", self.account_limit)]
         if not group:
@@ -145,6 +152,16 @@ class WhatsAppPlatform:
             fields["filename"] = attachment.filename
         return kind, fields
 
+    async def _by_media_id(self, media_parts: list[dict[str, Any]], attachments: Sequence[messaging_pb2.Attachment]) -> None:
+        """Upload mode: each file's WhatsApp media id instead of its link (uploaded once per file)."""
+        assert self.uploads is not None
+        for part, attachment in zip(media_parts, attachments, strict=True):
+            fields = part[part["type"]]
+            del fields["link"]
+            fields["id"] = await self.uploads.media_id(
+                attachment.file_id, attachment.download_url, attachment.content_type, attachment.filename
+            )
+
     async def _check_window(self, wa_id: str) -> None:
         assert self.window is not None
         if await self.window.closes_at(wa_id) is None:
@@ -157,8 +174,8 @@ class WhatsAppPlatform:
     # send -----------------------------------------------------------------------------------
 
     async def send(self, outgoing: Outgoing, part: dict[str, Any]) -> SentPart:
-        url = f"{self._base}/{self.account_id}/messages"
-        answer = await self.http.request("messages", "POST", url, json_body=part, headers=self._auth)
+        url = f"{self.base_url}/{self.account_id}/messages"
+        answer = await self.http.request("messages", "POST", url, json_body=part, headers=self.auth_headers)
         if answer.status != 200:
             raise graph_error("WhatsApp", f"send {part['type']}", answer)
         messages = answer.json_object().get("messages")
@@ -192,8 +209,8 @@ class WhatsAppPlatform:
         return response
 
     async def probe(self, timeout_seconds: float) -> None:
-        url = f"{self._base}/{self.account_id}"
-        await self.http.request("phone_number", "GET", url, headers=self._auth, timeout_seconds=timeout_seconds)
+        url = f"{self.base_url}/{self.account_id}"
+        await self.http.request("phone_number", "GET", url, headers=self.auth_headers, timeout_seconds=timeout_seconds)
 
 
 def _template(template: messaging_pb2.Template) -> dict[str, Any]:

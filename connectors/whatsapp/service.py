@@ -9,6 +9,7 @@ from connectors.sdk.assembly import assemble, open_http
 from connectors.sdk.meta import MetaWebhook
 from connectors.sdk.reply_window import ReplyWindow
 from connectors.whatsapp.events import WhatsAppEvents
+from connectors.whatsapp.media_uploads import MediaUploads
 from connectors.whatsapp.platform import WhatsAppPlatform
 from connectors.whatsapp.settings import WhatsAppSettings
 from services.runtime.app import Runtime
@@ -24,6 +25,18 @@ async def setup(runtime: Runtime) -> None:
     connector = await assemble(runtime, platform)
     window = ReplyWindow(connector.redis, f"{connector.prefix}:window", settings.whatsapp_reply_window_seconds)
     platform.window = window
+    if settings.whatsapp_media_delivery == "upload":
+        uploads = MediaUploads(
+            http,
+            connector.redis,
+            connector.prefix,
+            f"{platform.base_url}/{settings.whatsapp_phone_number_id}/media",
+            platform.auth_headers,
+            id_ttl_seconds=settings.whatsapp_media_id_ttl_seconds,
+            wait_seconds=settings.whatsapp_media_upload_wait_seconds,
+            upload_timeout_seconds=settings.whatsapp_media_upload_timeout_seconds,
+        )
+        platform.uploads = await runtime.own(await uploads.open(), lambda u: u.close())
 
     publisher = await connector.inbound_publisher()
     events = WhatsAppEvents(settings.whatsapp_phone_number_id, publisher, connector.status_reports(publisher), window)

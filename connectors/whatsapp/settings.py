@@ -8,6 +8,7 @@ import re
 from connectors.sdk.settings import ConnectorSettings
 from services.runtime.config import ConfigError
 
+MEDIA_DELIVERIES = ("link", "upload")
 _VERSION = re.compile(r"v[0-9]+\.[0-9]+")
 
 
@@ -40,6 +41,16 @@ class WhatsAppSettings(ConnectorSettings):
     # The customer-service window: free-form messages only this long after the user's last
     # message; outside it only templates.
     whatsapp_reply_window_seconds: int = 24 * 3600
+    # How files reach WhatsApp: "link" (WhatsApp fetches the short-lived download URL itself:
+    # nothing passes through the connector) or "upload" (the connector uploads each file once
+    # and sends its media id: for storage WhatsApp cannot reach, or one file to many users).
+    whatsapp_media_delivery: str = "link"
+    # Upload mode: how long a media id is reused (WhatsApp keeps uploads for 30 days), how long
+    # a send waits for its upload before answering "retry shortly" (keep it under the router's
+    # connector timeout), and the longest an upload may take.
+    whatsapp_media_id_ttl_seconds: int = 25 * 24 * 3600
+    whatsapp_media_upload_wait_seconds: float = 5.0
+    whatsapp_media_upload_timeout_seconds: float = 300.0
 
     def validate(self) -> None:
         super().validate()
@@ -54,5 +65,9 @@ class WhatsAppSettings(ConnectorSettings):
             raise ConfigError("C4A_WHATSAPP_*_PER_SECOND must be positive")
         if self.whatsapp_burst < 1 or self.whatsapp_recipient_burst < 1:
             raise ConfigError("C4A_WHATSAPP_*_BURST must be at least 1")
+        if self.whatsapp_media_delivery not in MEDIA_DELIVERIES:
+            raise ConfigError(f"C4A_WHATSAPP_MEDIA_DELIVERY must be one of {', '.join(MEDIA_DELIVERIES)}")
+        if not 0 < self.whatsapp_media_upload_wait_seconds <= self.whatsapp_media_upload_timeout_seconds:
+            raise ConfigError("C4A_WHATSAPP_MEDIA_UPLOAD_WAIT_SECONDS must be positive and at most ..._TIMEOUT_SECONDS")
         if not self.whatsapp_webhook_path.startswith("/"):
             raise ConfigError("C4A_WHATSAPP_WEBHOOK_PATH must start with /")

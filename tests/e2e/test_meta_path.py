@@ -5,6 +5,7 @@ signed webhooks, with the emulators' real wire shapes, limits and faults."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
@@ -16,6 +17,8 @@ import aiohttp
 import grpc
 import pytest
 from chat4all.channel.v1 import channel_pb2
+from chat4all.connector.v1 import request_response_pb2 as connector_requests
+from chat4all.connector.v1 import service_pb2_grpc as connector_grpc
 from chat4all.conversations.v1 import message_pb2 as conversation_pb2
 from chat4all.conversations.v1 import request_response_pb2 as conversation_requests
 from chat4all.conversations.v1 import service_pb2_grpc as conversation_grpc
@@ -25,7 +28,7 @@ from chat4all.messaging.v1 import service_pb2_grpc as messaging_grpc
 from chat4all.users.v1 import service_pb2_grpc as user_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.platform import running_platform
+from tests.support.platform import Platform, running_platform
 from tests.support.scenarios import platform_conversations, send_until_accepted, settled
 
 S = message_pb2.DeliveryStatus
@@ -47,6 +50,9 @@ def meta_only(raw: dict[str, Any]) -> None:
     for app in apps.values():
         # Several platforms may share the machine's PostgreSQL (100 connections) at once.
         app.setdefault("env", {})["C4A_POSTGRES_POOL_MAX"] = "4"
+    # Files go to WhatsApp by media id, uploaded from our S3 (link delivery, the default, is
+    # covered by the connector's own tests: WhatsApp fetches the link itself).
+    apps["whatsapp"]["env"]["C4A_WHATSAPP_MEDIA_DELIVERY"] = "upload"
     for name in ("whatsapp", "instagram"):
         # An outage test should not wait out a production-length open circuit.
         apps[name]["env"].update({"C4A_CONNECTOR_BREAKER_OPEN_SECONDS": "1", "C4A_CONNECTOR_BREAKER_MAX_OPEN_SECONDS": "2"})
@@ -375,3 +381,40 @@ async def test_an_instagram_send_is_read_and_its_echo_is_not_taken_for_a_new_mes
     bound = await bound_conversation(client, INSTAGRAM, client.ig_account, user)
     await asyncio.sleep(1)
     assert await history_texts(client, bound) == ["hey"]
+
+
+async def test_one_file_to_two_users_is_uploaded_to_whatsapp_once_and_sent_by_its_media_id(client, platform: Platform):
+    # The file in our S3, as the file service keeps it, behind a short-lived download URL.
+    data = b"\x89PNG\r\n\x1a\n" + uuid.uuid4().bytes * 4096
+    file_id, s3 = str(uuid.uuid4()), platform.s3()
+    await asyncio.to_thread(s3.put_object, Bucket="chat4all-files", Key=f"test/{file_id}", Body=data, ContentType="image/png")
+    url = await asyncio.to_thread(
+        s3.generate_presigned_url, "get_object", Params={"Bucket": "chat4all-files", "Key": f"test/{file_id}"}, ExpiresIn=600
+    )
+    attachment = message_pb2.Attachment(file_id=file_id, caption="the receipt", filename="receipt.png",
+                                        content_type="image/png", size_bytes=len(data), download_url=url)
+    users = [str(int(time.time() * 1000) + i) for i in range(2)]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{client.apps['whatsapp']['grpc_port']}") as channel:
+        connector = connector_grpc.MessageConnectorStub(channel)
+        for user in users:
+            await client.control("whatsapp", "POST", "inbound", {"phone_number_id": client.phone_number_id, "from": user, "type": "text", "text": "send it"})
+            await bound_conversation(client, WHATSAPP, client.phone_number_id, user)  # the window is open
+            await connector.SendMessage(connector_requests.SendMessageRequest(
+                message_id=str(uuid.uuid4()), conversation_id=str(uuid.uuid4()), account_id=client.phone_number_id, attempt=1,
+                recipient=message_pb2.Recipient(channel=WHATSAPP, external_id=user),
+                content=message_pb2.MessageContent(attachments=[attachment]),
+            ))
+    uploads = (await client.control("whatsapp", "GET", f"requests?phone_number_id={client.phone_number_id}&path=/media"))["requests"]
+    assert len([u for u in uploads if u["status"] == 200]) == 1  # once for both users
+    sent = [(await client.sent_to(user))[0]["body"] for user in users]
+    media_id = sent[0]["image"]["id"]
+    for user, body in zip(users, sent):
+        assert body == {"messaging_product": "whatsapp", "recipient_type": "individual", "to": user,
+                        "type": "image", "image": {"id": media_id, "caption": "the receipt"}}
+    # WhatsApp holds exactly our bytes under that id.
+    graph = f"http://127.0.0.1:{client.apps['whatsapp_emulator']['http_port']}/v21.0/{media_id}"
+    token = client.apps["whatsapp"]["env"]["C4A_WHATSAPP_ACCESS_TOKEN"]
+    async with client.http.get(graph, headers={"Authorization": f"Bearer {token}"}) as response:
+        described = await response.json()
+    assert described["file_size"] == len(data) and described["mime_type"] == "image/png"
+    assert described["sha256"] == base64.b64encode(hashlib.sha256(data).digest()).decode()
