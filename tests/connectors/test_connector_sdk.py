@@ -8,7 +8,6 @@ import time
 import uuid
 
 import pytest
-import redis.asyncio as redis
 from chat4all.channel.v1 import channel_pb2
 from chat4all.messaging.v1 import message_pb2 as messaging_pb2
 
@@ -16,21 +15,15 @@ from connectors.sdk.breaker import CircuitBreaker, CircuitState
 from connectors.sdk.rate_limits import Bucket, Limit, RateLimiter
 from connectors.sdk.reply_window import ReplyWindow
 from connectors.sdk.send_ledger import DeliveryRef, SendLedger, SentRecord
-from services.runtime.config import RuntimeSettings, load_settings
 from services.runtime.errors import InvalidArgument, ResourceExhausted, Unavailable
+from tests.connectors.harness import redis_namespace
 
 
 @pytest.fixture
 async def client():
-    prefix = f"c4a-test-sdk-{uuid.uuid4().hex[:12]}"
-    connection = redis.from_url(load_settings(RuntimeSettings).redis_url)
-    try:
+    """A Redis client and a key prefix of this test; every key under it is deleted afterwards."""
+    async with redis_namespace("sdk") as (connection, prefix):
         yield connection, prefix
-    finally:
-        keys = [key async for key in connection.scan_iter(match=f"{prefix}:*", count=1000)]
-        if keys:
-            await connection.delete(*keys)
-        await connection.aclose()
 
 
 async def test_replicas_share_one_limit_and_learn_the_exact_wait(client):

@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import sys
 import time
 import uuid
 from collections import defaultdict
@@ -29,7 +28,6 @@ from typing import Any
 import aiohttp
 import grpc
 import pytest
-import redis.asyncio as redis
 from aiokafka.structs import ConsumerRecord
 from chat4all.channel.v1 import channel_pb2
 from chat4all.connector.v1 import message_pb2, request_response_pb2, service_pb2_grpc
@@ -43,11 +41,17 @@ from connectors.instagram.settings import InstagramSettings
 from connectors.sdk.inbound import event_id_for
 from services.messaging import topics
 from services.runtime import kafka
-from services.runtime.app import Runtime
-from services.runtime.config import load_settings
 from services.runtime.status_details import retry_after_seconds
-from tests.support.ports import free_port, wait_for_port
-from tests.support.processes import ChildProcess
+from tests.connectors.harness import (
+    MetaEmulatorClient,
+    PublishedRecords,
+    collect_published,
+    connector_settings,
+    redis_namespace,
+    rpc_error,
+    running_meta_connector,
+)
+from tests.support.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN = f"IGAA-test-{secrets.token_hex(12)}"  # the only token the emulator accepts
@@ -69,16 +73,14 @@ def new_igsid() -> str:
 # Emulator, Redis, Kafka -------------------------------------------------------------------
 
 
-class Emulator:
-    def __init__(self, url: str, http: aiohttp.ClientSession) -> None:
-        self.url = url
-        self.http = http
+class Emulator(MetaEmulatorClient):
+    """Its `call` takes paths under the emulator's own API (`requests`, `contacts/...`)."""
+
+    control = ""
+    access_token, app_secret, verify_token = TOKEN, APP_SECRET, VERIFY_TOKEN
 
     async def call(self, verb: str, path: str, expect: int = 200, **kwargs: Any) -> Any:
-        async with self.http.request(verb, f"{self.url}/_emulator/{path}", **kwargs) as response:
-            body = await response.json()
-            assert response.status == expect, body
-            return body
+        return await super().call(verb, f"/_emulator/{path}", expect, **kwargs)
 
     async def requests(self, account: str) -> list[dict]:
         """The Send API calls made for the account, whatever their answer (not health probes)."""
@@ -92,10 +94,6 @@ class Emulator:
         """A user's message to the account, as Meta's signed webhook (it also opens the emulator's window)."""
         body = {"ig_user_id": account, "from": user, **({"text": text} if text is not None else {}), **fields}
         return await self.call("POST", "inbound", json=body)
-
-    async def subscribe(self, callback_url: str, verify_token: str = VERIFY_TOKEN, expect: int = 200) -> dict:
-        return await self.call("PUT", "subscription", expect=expect,
-                               json={"callback_url": callback_url, "verify_token": verify_token})
 
     async def deliveries(self, mid: str, count: int, kind: str | None = None) -> list[dict]:
         """The webhook attempts for `mid`, once `count` of them were answered 200 (the emulator records
@@ -111,20 +109,9 @@ class Emulator:
 
 @pytest.fixture(scope="module")
 async def emulator(log_dir):
-    port = free_port()
-    process = ChildProcess(
-        f"instagram-emulator-{port}",
-        [sys.executable, "-m", "connectors.emulators.instagram", "--host", "127.0.0.1", "--port", str(port),
-         "--seed", "11", "--app-secret", APP_SECRET, "--access-token", TOKEN, "--verify-token", VERIFY_TOKEN,
-         "--webhook-initial-backoff", "0.1", "--webhook-max-attempts", "3"],
-        log_dir, cwd=REPO_ROOT,
-    )
-    try:
-        wait_for_port(port, timeout=20)
-        async with aiohttp.ClientSession() as http:
-            yield Emulator(f"http://127.0.0.1:{port}", http)
-    finally:
-        process.stop()
+    async with Emulator.running_platform(log_dir, "instagram", "--seed", "11", "--webhook-max-attempts", "3",
+                                         cwd=REPO_ROOT, start_timeout=20) as emulator:
+        yield emulator
 
 
 @pytest.fixture
@@ -140,56 +127,34 @@ async def instagram(emulator):
 @pytest.fixture
 async def redis_prefix():
     """A key prefix of this test; every key under it is deleted afterwards."""
-    prefix = f"c4a-test-instagram-{uuid.uuid4().hex[:12]}"
-    client = redis.from_url(load_settings(InstagramSettings).redis_url)
-    try:
+    async with redis_namespace("instagram", InstagramSettings) as (_, prefix):
         yield prefix
-    finally:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
 
 
-class Records:
+class Records(PublishedRecords):
     """What arrives on chat4all.inbound.v1 (by account: the key's middle part) and on
     chat4all.messages.v1 (by key: the conversation) while the module runs."""
 
     def __init__(self) -> None:
-        self.inbound: dict[str, list[tuple[bytes, event_pb2.Event]]] = defaultdict(list)
+        super().__init__()
         self.messages: dict[str, list[ConsumerRecord]] = defaultdict(list)
-        self.arrived = asyncio.Condition()
 
-    def add(self, record: ConsumerRecord) -> None:
-        key = (record.key or b"").decode()
+    def take(self, record: ConsumerRecord) -> None:
         if record.topic == topics.INBOUND:
-            parts = key.split(":", 2)
-            if len(parts) == 3:  # other producers' records may share the broker
-                self.inbound[parts[1]].append((record.key, kafka.decode(record, event_pb2.Event)))
+            super().take(record)
         else:
-            self.messages[key].append(record)
-
-    def events(self, account: str) -> list[event_pb2.Event]:
-        return [event for _, event in self.inbound[account]]
-
-    def keys(self, account: str) -> list[bytes]:
-        return [key for key, _ in self.inbound[account]]
+            self.messages[(record.key or b"").decode()].append(record)
 
     def statuses(self, conversation_id: str) -> list[event_pb2.Event]:
         return [kafka.decode(record, event_pb2.Event) for record in self.messages[conversation_id]]
 
-    async def wait_for(self, predicate, timeout: float = 15.0) -> None:
-        async with asyncio.timeout(timeout):
-            async with self.arrived:
-                await self.arrived.wait_for(predicate)
-
     async def wait_for_inbound(self, account: str, mid: str) -> list[event_pb2.Event]:
         """The account's inbound events, once the one for `mid` is among them."""
-        await self.wait_for(lambda: mid in external_ids(self.events(account)))
+        await self.wait_until(lambda: mid in external_ids(self.events(account)))
         return self.events(account)
 
     async def wait_for_statuses(self, conversation_id: str, count: int) -> list[event_pb2.Event]:
-        await self.wait_for(lambda: len(self.messages[conversation_id]) >= count)
+        await self.wait_until(lambda: len(self.messages[conversation_id]) >= count)
         return self.statuses(conversation_id)
 
 
@@ -199,33 +164,9 @@ def external_ids(events: list[event_pb2.Event]) -> list[str]:
 
 @pytest.fixture(scope="module")
 async def records(kafka_bootstrap):
-    await kafka.ensure_topics(kafka_bootstrap,
-                              {name: topics.PARTITIONS[name] for name in (topics.INBOUND, topics.MESSAGES)})
-    settings = load_settings(InstagramSettings, kafka_bootstrap=kafka_bootstrap)
-    # No group: every partition from the start, without waiting for a group join.
-    consumer = kafka.open_consumer(settings, topics.INBOUND, topics.MESSAGES, group_id=None)
-    await consumer.start()
-    found = Records()
-
-    async def collect() -> None:
-        while True:
-            batches = await consumer.getmany(timeout_ms=100)
-            if not batches:
-                continue
-            async with found.arrived:
-                for batch in batches.values():
-                    for record in batch:
-                        found.add(record)
-                found.arrived.notify_all()
-
-    task = asyncio.create_task(collect())
-    try:
+    async with collect_published(Records(), kafka_bootstrap, InstagramSettings,
+                                 topics.INBOUND, topics.MESSAGES) as found:
         yield found
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await consumer.stop()
 
 
 # The connector ------------------------------------------------------------------------------
@@ -243,14 +184,8 @@ class Connector:
 async def connector(emulator: Emulator, redis_prefix: str, kafka_bootstrap: str, account: str, *,
                     subscribe: bool = True, **overrides: Any):
     """The connector for `account`, its webhook subscribed in the emulator (Meta's handshake) unless told not to."""
-    port = free_port()
     values = dict(
-        service_name="instagram-test",
-        grpc_port=0,
-        shutdown_grace_seconds=1,
-        kafka_bootstrap=kafka_bootstrap,
-        connector_redis_prefix=redis_prefix,
-        connector_webhook_port=port,
+        connector_webhook_port=free_port(),
         instagram_api_url=emulator.url,
         instagram_account_id=account,
         instagram_access_token=TOKEN,
@@ -258,23 +193,11 @@ async def connector(emulator: Emulator, redis_prefix: str, kafka_bootstrap: str,
         instagram_verify_token=VERIFY_TOKEN,
         instagram_webhook_path=WEBHOOK_PATH,
     )
-    settings = load_settings(InstagramSettings, **{**values, **overrides})
-    runtime = Runtime(settings)
-    try:
-        await instagram_service.setup(runtime)
-        await runtime.start()
-        webhook_url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
-        if subscribe:
-            await emulator.subscribe(webhook_url)
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{runtime.port}")
-        try:
-            yield Connector(service_pb2_grpc.MessageConnectorStub(channel), settings, account, webhook_url)
-        finally:
-            await channel.close()
-            if subscribe:
-                await emulator.call("DELETE", "subscription")
-    finally:
-        await runtime.stop()
+    settings = connector_settings(InstagramSettings, "instagram", kafka_bootstrap, redis_prefix,
+                                  **{**values, **overrides})
+    async with running_meta_connector(settings, instagram_service.setup, emulator, WEBHOOK_PATH,
+                                      subscribe) as (stub, webhook_url):
+        yield Connector(stub, settings, account, webhook_url)
 
 
 async def open_window(emulator: Emulator, account: str, user: str, text: str = "hi") -> dict:
@@ -310,12 +233,6 @@ def attachment(content_type: str, url: str = IMAGE_URL, **fields: Any) -> dict:
 def media_request(account: str, user: str, content_type: str,
                   url: str = IMAGE_URL) -> request_response_pb2.SendMessageRequest:
     return send_request(account, user, None, attachments=(attachment(content_type, url),))
-
-
-async def rpc_error(call) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as error:
-        await call
-    return error.value
 
 
 async def send_all(stub, requests) -> list:

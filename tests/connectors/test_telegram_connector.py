@@ -13,19 +13,16 @@ import asyncio
 import contextlib
 import secrets
 import string
-import sys
 import time
 import uuid
-from collections import defaultdict
 from typing import Any
 
 import aiohttp
 import grpc
 import pytest
-import redis.asyncio as redis
 from aiokafka.errors import KafkaConnectionError
 from chat4all.channel.v1 import channel_pb2
-from chat4all.connector.v1 import message_pb2, request_response_pb2, service_pb2_grpc
+from chat4all.connector.v1 import message_pb2, request_response_pb2
 from chat4all.conversations.v1 import message_pb2 as conversations_pb2
 from chat4all.events.v1 import event_pb2
 from chat4all.messaging.v1 import message_pb2 as messaging_pb2
@@ -35,11 +32,17 @@ from connectors.telegram import service as telegram_service
 from connectors.telegram.settings import TelegramSettings
 from services.messaging import topics
 from services.runtime import kafka
-from services.runtime.app import Runtime
-from services.runtime.config import load_settings
 from services.runtime.status_details import retry_after_seconds
-from tests.support.ports import free_port, wait_for_port
-from tests.support.processes import ChildProcess
+from tests.connectors.harness import (
+    EmulatorClient,
+    PublishedRecords,
+    collect_published,
+    connector_settings,
+    redis_namespace,
+    rpc_error,
+    running_connector,
+)
+from tests.support.ports import free_port
 
 SECRET = "s3cret_webhook-token"
 WEBHOOK_PATH = "/telegram/webhook"
@@ -53,17 +56,7 @@ def new_token() -> str:
 # Emulator, Redis, Kafka -------------------------------------------------------------------
 
 
-class Emulator:
-    def __init__(self, url: str, http: aiohttp.ClientSession) -> None:
-        self.url = url
-        self.http = http
-
-    async def call(self, verb: str, path: str, **kwargs: Any) -> Any:
-        async with self.http.request(verb, self.url + path, **kwargs) as response:
-            body = await response.json()
-            assert response.status == 200, body
-            return body
-
+class Emulator(EmulatorClient):
     async def requests(self, token: str, method: str) -> list[dict]:
         return (await self.call("GET", "/_emulator/requests", params={"token": token, "method": method}))["requests"]
 
@@ -75,9 +68,6 @@ class Emulator:
 
     async def inject_batch(self, token: str, updates: list[dict], **options: Any) -> dict:
         return await self.call("POST", f"/_emulator/bots/{token}/updates:batch", json={"updates": updates, **options})
-
-    async def faults(self, **faults: Any) -> None:
-        await self.call("PUT", "/_emulator/faults", json=faults)
 
     async def webhook_deliveries(self, token: str, update_id: int, count: int) -> list[dict]:
         """The webhook attempts for one update, once `count` were made (the emulator records an
@@ -99,62 +89,27 @@ class Emulator:
 
 @pytest.fixture(scope="module")
 async def emulator(log_dir):
-    port = free_port()
-    process = ChildProcess(
-        f"telegram-emulator-{port}",
-        [sys.executable, "-m", "connectors.emulators.telegram", "--port", str(port), "--seed", "7",
-         "--webhook-initial-backoff", "0.1"],
-        log_dir,
-    )
-    try:
-        wait_for_port(port)
-        async with aiohttp.ClientSession() as http:
-            yield Emulator(f"http://127.0.0.1:{port}", http)
-    finally:
-        process.stop()
-
-
-@pytest.fixture
-async def no_faults(emulator):
-    yield
-    await emulator.call("DELETE", "/_emulator/faults")
+    async with Emulator.running(log_dir, "telegram-emulator", "connectors.emulators.telegram", "--seed", "7",
+                                "--webhook-initial-backoff", "0.1") as emulator:
+        yield emulator
 
 
 @pytest.fixture(scope="module")
 async def redis_prefix():
     """A key prefix of this run; every key under it is deleted afterwards."""
-    prefix = f"c4a-test-telegram-{uuid.uuid4().hex[:12]}"
-    client = redis.from_url(load_settings(TelegramSettings).redis_url)
-    try:
+    async with redis_namespace("telegram", TelegramSettings) as (_, prefix):
         yield prefix
-    finally:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
 
 
-class InboundRecords:
+class InboundRecords(PublishedRecords):
     """Everything on chat4all.inbound.v1 while the module runs, by bot (the key's middle part)."""
 
-    def __init__(self) -> None:
-        self.by_bot: dict[str, list[tuple[bytes, event_pb2.Event]]] = defaultdict(list)
-        self.arrived = asyncio.Condition()
-
     async def wait_for(self, bot_id: str, predicate, timeout: float = 15.0) -> list[event_pb2.Event]:
-        async with asyncio.timeout(timeout):
-            async with self.arrived:
-                await self.arrived.wait_for(lambda: predicate(self.events(bot_id)))
+        await self.wait_until(lambda: predicate(self.events(bot_id)), timeout)
         return self.events(bot_id)
 
     async def wait_for_text(self, bot_id: str, text: str, timeout: float = 15.0) -> list[event_pb2.Event]:
         return await self.wait_for(bot_id, lambda events: text in texts(events), timeout)
-
-    def events(self, bot_id: str) -> list[event_pb2.Event]:
-        return [event for _, event in self.by_bot[bot_id]]
-
-    def keys(self, bot_id: str) -> list[bytes]:
-        return [key for key, _ in self.by_bot[bot_id]]
 
 
 def texts(events: list[event_pb2.Event]) -> list[str]:
@@ -163,34 +118,8 @@ def texts(events: list[event_pb2.Event]) -> list[str]:
 
 @pytest.fixture(scope="module")
 async def inbound(kafka_bootstrap):
-    await kafka.ensure_topics(kafka_bootstrap, {topics.INBOUND: topics.PARTITIONS[topics.INBOUND]})
-    settings = load_settings(TelegramSettings, kafka_bootstrap=kafka_bootstrap)
-    # No group: every partition from the start, without waiting for a group join.
-    consumer = kafka.open_consumer(settings, topics.INBOUND, group_id=None)
-    await consumer.start()
-    records = InboundRecords()
-
-    async def collect() -> None:
-        while True:
-            batches = await consumer.getmany(timeout_ms=100)
-            if not batches:
-                continue
-            async with records.arrived:
-                for batch in batches.values():
-                    for record in batch:
-                        parts = (record.key or b"").decode().split(":", 2)
-                        if len(parts) == 3:  # other producers' records may share the broker
-                            records.by_bot[parts[1]].append((record.key, kafka.decode(record, event_pb2.Event)))
-                records.arrived.notify_all()
-
-    task = asyncio.create_task(collect())
-    try:
+    async with collect_published(InboundRecords(), kafka_bootstrap, TelegramSettings, topics.INBOUND) as records:
         yield records
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await consumer.stop()
 
 
 # The connector ------------------------------------------------------------------------------
@@ -198,28 +127,11 @@ async def inbound(kafka_bootstrap):
 
 @contextlib.asynccontextmanager
 async def connector(emulator: Emulator, redis_prefix: str, kafka_bootstrap: str, token: str, **overrides: Any):
-    values = dict(
-        service_name="telegram-test",
-        grpc_port=0,
-        shutdown_grace_seconds=1,
-        kafka_bootstrap=kafka_bootstrap,
-        telegram_bot_token=token,
-        telegram_api_url=emulator.url,
-        connector_redis_prefix=redis_prefix,
-        telegram_inbound_mode="off",
-    )
-    settings = load_settings(TelegramSettings, **{**values, **overrides})
-    runtime = Runtime(settings)
-    try:
-        await telegram_service.setup(runtime)
-        await runtime.start()
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{runtime.port}")
-        try:
-            yield service_pb2_grpc.MessageConnectorStub(channel), settings
-        finally:
-            await channel.close()
-    finally:
-        await runtime.stop()
+    values = dict(telegram_bot_token=token, telegram_api_url=emulator.url, telegram_inbound_mode="off")
+    settings = connector_settings(TelegramSettings, "telegram", kafka_bootstrap, redis_prefix,
+                                  **{**values, **overrides})
+    async with running_connector(settings, telegram_service.setup) as (_, stub):
+        yield stub, settings
 
 
 def send_request(bot_id: str, chat_id: int | str, text: str = "hello", message_id: str | None = None,
@@ -235,12 +147,6 @@ def send_request(bot_id: str, chat_id: int | str, text: str = "hello", message_i
         attempt=1,
         **fields,
     )
-
-
-async def rpc_error(call) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as error:
-        await call
-    return error.value
 
 
 def bot_of(token: str) -> str:

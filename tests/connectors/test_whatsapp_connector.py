@@ -18,7 +18,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import sys
 import time
 import uuid
 from collections import defaultdict
@@ -27,9 +26,8 @@ from typing import Any
 import aiohttp
 import grpc
 import pytest
-import redis.asyncio as redis
 from chat4all.channel.v1 import channel_pb2
-from chat4all.connector.v1 import message_pb2, request_response_pb2, service_pb2_grpc
+from chat4all.connector.v1 import message_pb2, request_response_pb2
 from chat4all.conversations.v1 import message_pb2 as conversations_pb2
 from chat4all.events.v1 import event_pb2
 from chat4all.messaging.v1 import message_pb2 as messaging_pb2
@@ -39,11 +37,17 @@ from connectors.whatsapp import service as whatsapp_service
 from connectors.whatsapp.settings import WhatsAppSettings
 from services.messaging import topics
 from services.runtime import kafka
-from services.runtime.app import Runtime
-from services.runtime.config import load_settings
 from services.runtime.status_details import retry_after_seconds
-from tests.support.ports import free_port, wait_for_port
-from tests.support.processes import ChildProcess
+from tests.connectors.harness import (
+    MetaEmulatorClient,
+    PublishedRecords,
+    collect_published,
+    connector_settings,
+    redis_namespace,
+    rpc_error,
+    running_meta_connector,
+)
+from tests.support.ports import free_port
 
 # The emulator's credentials (not its defaults: the connector must use the ones it is given).
 ACCESS_TOKEN = "EAAG-test-system-user-token"
@@ -69,16 +73,8 @@ def new_wa_id() -> str:
 # Emulator, Redis, Kafka -------------------------------------------------------------------
 
 
-class Emulator:
-    def __init__(self, url: str, http: aiohttp.ClientSession) -> None:
-        self.url = url
-        self.http = http
-
-    async def call(self, verb: str, path: str, **kwargs: Any) -> Any:
-        async with self.http.request(verb, self.url + path, **kwargs) as response:
-            body = await response.json()
-            assert response.status == 200, body
-            return body
+class Emulator(MetaEmulatorClient):
+    access_token, app_secret, verify_token = ACCESS_TOKEN, APP_SECRET, VERIFY_TOKEN
 
     async def requests(self, phone_number_id: str) -> list[dict]:
         """Every Graph API request that names the number in its path (sends, and anything else)."""
@@ -96,9 +92,6 @@ class Emulator:
         body = {"phone_number_id": phone_number_id, "from": sender, "type": "text", "text": text, **fields}
         return await self.call("POST", "/_emulator/inbound", json=body)
 
-    async def faults(self, **faults: Any) -> None:
-        await self.call("PUT", "/_emulator/faults", json=faults)
-
     async def webhook_deliveries(self, phone_number_id: str, count: int, **filters: str) -> list[dict]:
         """The webhook attempts matching `filters`, once `count` were made (the emulator records an
         attempt when our answer reached it, which is after we published)."""
@@ -113,68 +106,44 @@ class Emulator:
 
 @pytest.fixture(scope="module")
 async def emulator(log_dir):
-    port = free_port()
-    process = ChildProcess(
-        f"whatsapp-emulator-{port}",
-        [sys.executable, "-m", "connectors.emulators.whatsapp", "--host", "127.0.0.1", "--port", str(port),
-         "--seed", "7", "--app-secret", APP_SECRET, "--access-token", ACCESS_TOKEN, "--verify-token", VERIFY_TOKEN,
-         "--webhook-initial-backoff", "0.1", "--webhook-max-attempts", "5"],
-        log_dir,
-    )
-    try:
-        wait_for_port(port)
-        async with aiohttp.ClientSession() as http:
-            yield Emulator(f"http://127.0.0.1:{port}", http)
-    finally:
-        process.stop()
-
-
-@pytest.fixture
-async def no_faults(emulator):
-    yield
-    await emulator.call("DELETE", "/_emulator/faults")
+    async with Emulator.running_platform(log_dir, "whatsapp", "--seed", "7", "--webhook-max-attempts", "5") as emulator:
+        yield emulator
 
 
 @pytest.fixture
 async def redis_prefix():
     """A key prefix of this test; every key under it is deleted afterwards."""
-    prefix = f"c4a-test-whatsapp-{uuid.uuid4().hex[:12]}"
-    client = redis.from_url(load_settings(WhatsAppSettings).redis_url)
-    try:
+    async with redis_namespace("whatsapp", WhatsAppSettings) as (_, prefix):
         yield prefix
-    finally:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
 
 
-class Records:
+class Records(PublishedRecords):
     """What the connectors publish while the module runs: inbound messages by business number
     (the inbound key's middle part), delivery status changes by conversation (their key)."""
 
     def __init__(self) -> None:
-        self.inbound: dict[str, list[tuple[bytes, event_pb2.Event]]] = defaultdict(list)
+        super().__init__(channel=WHATSAPP)
         self.statuses: dict[str, list[event_pb2.Event]] = defaultdict(list)
-        self.arrived = asyncio.Condition()
 
-    async def _wait(self, condition, timeout: float) -> None:
-        async with asyncio.timeout(timeout):
-            async with self.arrived:
-                await self.arrived.wait_for(condition)
-
-    def inbound_events(self, phone_number_id: str) -> list[event_pb2.Event]:
-        return [event for _, event in self.inbound[phone_number_id]]
-
-    def inbound_keys(self, phone_number_id: str) -> list[bytes]:
-        return [key for key, _ in self.inbound[phone_number_id]]
+    def take(self, record) -> None:
+        # Other producers' records may share the broker: only ours are kept.
+        try:
+            event = kafka.decode(record, event_pb2.Event)
+        except Exception:
+            return
+        if record.topic == topics.INBOUND:
+            account = self.inbound_account(record)
+            if account is not None:
+                self.inbound[account].append((record.key, event))
+        elif event.WhichOneof("payload") == "delivery_status_changed":
+            self.statuses[(record.key or b"").decode()].append(event)
 
     async def wait_for_text(self, phone_number_id: str, text: str, timeout: float = 15.0) -> list[event_pb2.Event]:
-        await self._wait(lambda: text in texts(self.inbound_events(phone_number_id)), timeout)
-        return self.inbound_events(phone_number_id)
+        await self.wait_until(lambda: text in texts(self.events(phone_number_id)), timeout)
+        return self.events(phone_number_id)
 
     async def wait_for_statuses(self, conversation_id: str, count: int, timeout: float = 15.0) -> list[event_pb2.Event]:
-        await self._wait(lambda: len(self.statuses[conversation_id]) >= count, timeout)
+        await self.wait_until(lambda: len(self.statuses[conversation_id]) >= count, timeout)
         return list(self.statuses[conversation_id])
 
 
@@ -188,47 +157,9 @@ def changes(events: list[event_pb2.Event]) -> list[tuple[str, int]]:
 
 @pytest.fixture(scope="module")
 async def published(kafka_bootstrap):
-    names = (topics.INBOUND, topics.MESSAGES)
-    await kafka.ensure_topics(kafka_bootstrap, {name: topics.PARTITIONS[name] for name in names})
-    settings = load_settings(WhatsAppSettings, kafka_bootstrap=kafka_bootstrap)
-    # No group: every partition from the start, without waiting for a group join.
-    consumer = kafka.open_consumer(settings, topics.INBOUND, topics.MESSAGES, group_id=None)
-    await consumer.start()
-    records = Records()
-
-    def take(record) -> None:
-        # Other producers' records may share the broker: only ours are kept.
-        key = (record.key or b"").decode()
-        try:
-            event = kafka.decode(record, event_pb2.Event)
-        except Exception:
-            return
-        if record.topic == topics.INBOUND:
-            parts = key.split(":", 2)
-            if len(parts) == 3 and parts[0] == str(WHATSAPP):
-                records.inbound[parts[1]].append((record.key, event))
-        elif event.WhichOneof("payload") == "delivery_status_changed":
-            records.statuses[key].append(event)
-
-    async def collect() -> None:
-        while True:
-            batches = await consumer.getmany(timeout_ms=100)
-            if not batches:
-                continue
-            async with records.arrived:
-                for batch in batches.values():
-                    for record in batch:
-                        take(record)
-                records.arrived.notify_all()
-
-    task = asyncio.create_task(collect())
-    try:
+    async with collect_published(Records(), kafka_bootstrap, WhatsAppSettings,
+                                 topics.INBOUND, topics.MESSAGES) as records:
         yield records
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await consumer.stop()
 
 
 # The connector ------------------------------------------------------------------------------
@@ -239,40 +170,18 @@ async def connector(emulator: Emulator, redis_prefix: str, kafka_bootstrap: str,
                     *, subscribe: bool = True, **overrides: Any):
     """The connector for `phone_number_id`; with `subscribe`, the emulator's webhook subscription
     points at it (the emulator makes Meta's verification handshake first)."""
-    webhook_port = free_port()
     values = dict(
-        service_name="whatsapp-test",
-        grpc_port=0,
-        shutdown_grace_seconds=1,
-        kafka_bootstrap=kafka_bootstrap,
-        connector_redis_prefix=redis_prefix,
-        connector_webhook_port=webhook_port,
+        connector_webhook_port=free_port(),
         whatsapp_api_url=emulator.url,
         whatsapp_phone_number_id=phone_number_id,
         whatsapp_access_token=ACCESS_TOKEN,
         whatsapp_app_secret=APP_SECRET,
         whatsapp_verify_token=VERIFY_TOKEN,
     )
-    settings = load_settings(WhatsAppSettings, **{**values, **overrides})
-    runtime = Runtime(settings)
-    try:
-        await whatsapp_service.setup(runtime)
-        await runtime.start()
-        webhook_url = f"http://127.0.0.1:{webhook_port}{WEBHOOK_PATH}"
-        if subscribe:
-            subscribed = await emulator.call("PUT", "/_emulator/subscription",
-                                             json={"callback_url": webhook_url, "verify_token": VERIFY_TOKEN})
-            assert subscribed["handshake"]["ok"], subscribed
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{runtime.port}")
-        try:
-            yield service_pb2_grpc.MessageConnectorStub(channel), webhook_url
-        finally:
-            await channel.close()
-            if subscribe:
-                # Webhooks still queued for this number are dropped, not retried at the next test.
-                await emulator.call("DELETE", "/_emulator/subscription")
-    finally:
-        await runtime.stop()
+    settings = connector_settings(WhatsAppSettings, "whatsapp", kafka_bootstrap, redis_prefix,
+                                  **{**values, **overrides})
+    async with running_meta_connector(settings, whatsapp_service.setup, emulator, WEBHOOK_PATH, subscribe) as running:
+        yield running
 
 
 def send_request(phone_number_id: str, to: str, text: str | None = "hello", *,
@@ -300,12 +209,6 @@ def send_request(phone_number_id: str, to: str, text: str | None = "hello", *,
 def template_request(phone_number_id: str, to: str, **fields: Any) -> request_response_pb2.SendMessageRequest:
     template = messaging_pb2.Template(name="order_update", language="pt_BR", parameters=["Ana", "#4521"])
     return send_request(phone_number_id, to, template=template, **fields)
-
-
-async def rpc_error(call) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as error:
-        await call
-    return error.value
 
 
 async def open_window(emulator: Emulator, published: Records, phone_number_id: str, wa_id: str,
@@ -515,7 +418,7 @@ async def test_webhook_handshake_and_signatures_and_redeliveries_published_once(
         events = await published.wait_for_text(phone, "sentinel")
 
     assert texts(events) == [HELLO, "sentinel"]  # nothing forged, nothing twice
-    assert published.inbound_keys(phone) == [f"{WHATSAPP}:{phone}:{user}".encode()] * 2
+    assert published.keys(phone) == [f"{WHATSAPP}:{phone}:{user}".encode()] * 2
     event = events[0]
     assert event.WhichOneof("payload") == "inbound_message_received"
     assert uuid.UUID(event.event_id).version == 4
@@ -700,7 +603,7 @@ async def test_group_messages_in_and_out_and_a_group_message_opens_no_1to1_windo
     async with connector(emulator, redis_prefix, kafka_bootstrap, phone) as (stub, _):
         injected = await emulator.inject(phone, user, "hello group", name="Ana Lima", group_id=group)
         [event] = await published.wait_for_text(phone, "hello group")
-        assert published.inbound_keys(phone) == [f"{WHATSAPP}:{phone}:{group}".encode()]
+        assert published.keys(phone) == [f"{WHATSAPP}:{phone}:{group}".encode()]
         received = event.inbound_message_received
         assert received.chat_type == conversations_pb2.CONVERSATION_TYPE_GROUP
         assert (received.external_chat_id, received.external_sender_id) == (group, user)
