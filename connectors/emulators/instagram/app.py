@@ -15,7 +15,7 @@ from aiohttp import web
 
 from ..meta.control import ControlSpec, add_control_routes
 from ..meta.graph import VERSION, GraphApi, GraphCall, graph_error_middleware
-from ..meta.tasks import TaskSet
+from ..meta.lifecycle import add_lifecycle
 from .config import InstagramConfig
 from .inbound import add_instagram_routes
 from .sending import post_messages
@@ -56,20 +56,5 @@ def create_app(config: InstagramConfig) -> web.Application:
     app.router.add_post(f"/{VERSION}/{{node}}/messages", send)
     app.router.add_get(f"/{VERSION}/{{node}}", describe)
     app.router.add_route("*", "/{tail:.*}", api.unknown)
-
-    # Not in state.tasks: a reset must not cancel the startup subscription.
-    startup_tasks = TaskSet()
-
-    async def startup(_: web.Application) -> None:
-        if config.webhook_url:
-            startup_tasks.spawn(state.webhooks.subscribe_when_ready(config.webhook_url, config.verify_token),
-                                name="startup subscription")
-
-    async def shutdown(_: web.Application) -> None:
-        startup_tasks.cancel_all()
-        state.tasks.cancel_all()
-        await state.webhooks.close()
-
-    app.on_startup.append(startup)
-    app.on_shutdown.append(shutdown)
+    add_lifecycle(app, state)
     return app

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from ..meta.control import ControlSpec, add_control_routes
 from ..meta.graph import VERSION, GraphApi, GraphCall, graph_error_middleware
-from ..meta.tasks import TaskSet
+from ..meta.lifecycle import add_lifecycle
 from . import media_api
 from .config import WhatsAppConfig
 from .control import add_whatsapp_routes
@@ -66,20 +66,5 @@ def create_app(config: WhatsAppConfig) -> web.Application:
     router.add_delete(f"/{VERSION}/{{node}}", route(media_api.delete, "media_id"))
     router.add_get(media_api.DOWNLOAD_PATH, download)
     router.add_route("*", "/{tail:.*}", api.unknown)
-
-    # Not in state.tasks: a reset must not cancel the startup subscription.
-    startup_tasks = TaskSet()
-
-    async def startup(_: web.Application) -> None:
-        if config.webhook_url:
-            startup_tasks.spawn(state.webhooks.subscribe_when_ready(config.webhook_url, config.verify_token),
-                                name="startup subscription")
-
-    async def shutdown(_: web.Application) -> None:
-        startup_tasks.cancel_all()
-        state.tasks.cancel_all()
-        await state.webhooks.close()
-
-    app.on_startup.append(startup)
-    app.on_shutdown.append(shutdown)
+    add_lifecycle(app, state)
     return app
