@@ -80,9 +80,11 @@ class InstagramPlatform:
             raise InvalidArgument("Instagram has no message templates: send text")
         parts: list[dict[str, Any]] = []
         if body == "text" and content.text.strip():
-            if len(content.text) > MAX_TEXT_LENGTH:
-                raise InvalidArgument(f"the text has {len(content.text)} characters; Instagram accepts at most {MAX_TEXT_LENGTH}")
-            parts.append({"text": content.text})
+            # The account speaks for many people here (a group, or a relay from another platform).
+            text = f"{request.sender_display_name}: {content.text}" if request.sender_display_name else content.text
+            if len(text) > MAX_TEXT_LENGTH:
+                raise InvalidArgument(f"the text has {len(text)} characters; Instagram accepts at most {MAX_TEXT_LENGTH}")
+            parts.append({"text": text})
         kinds = []
         for attachment in content.attachments:
             kind = self._check_attachment(attachment)

@@ -48,7 +48,7 @@ def recipient_chat(recipient: messaging_pb2.Recipient) -> int | str:
     raise InvalidArgument(f"recipient.external_id {address!r} is not a Telegram chat id or @channelusername")
 
 
-def message_text(content: messaging_pb2.MessageContent, chat_id: int | str, sender_name: str) -> str:
+def message_text(content: messaging_pb2.MessageContent, sender_name: str) -> str:
     if content.attachments:
         raise FailedPrecondition("attachments are not supported by this connector yet")
     body = content.WhichOneof("body")
@@ -59,8 +59,8 @@ def message_text(content: messaging_pb2.MessageContent, chat_id: int | str, send
     if body != "text" or not content.text.strip():
         raise InvalidArgument("the message has no text")
     text = content.text
-    if is_group_chat(chat_id) and sender_name:
-        # The bot speaks for every Chat4All member in a group: say who wrote it.
+    if sender_name:
+        # The bot speaks for many people here (a group, or a relay from another platform).
         text = f"{sender_name}: {text}"
     if len(text) > MAX_TEXT_LENGTH:
         raise InvalidArgument(f"the text has {len(text)} characters; Telegram accepts at most {MAX_TEXT_LENGTH}")
@@ -84,7 +84,7 @@ class TelegramPlatform:
 
     async def prepare(self, request: request_response_pb2.SendMessageRequest) -> Outgoing:
         chat_id = recipient_chat(request.recipient)
-        text = message_text(request.content, chat_id, request.sender_display_name)
+        text = message_text(request.content, request.sender_display_name)
         chat_limit = self.group_limit if is_group_chat(chat_id) else self.private_chat_limit
         # The bot's bucket first: a 429 (which names no limit) holds it.
         buckets = [Bucket("bot", self.bot_limit), Bucket(f"chat:{chat_id}", chat_limit)]

@@ -99,7 +99,7 @@ class WhatsAppPlatform:
         else:
             raise InvalidArgument(f"recipient.external_id {address!r} is neither a WhatsApp number (wa_id) nor a group id")
         content = request.content
-        parts = self._parts(content, request.sender_display_name if group else "")
+        parts = self._parts(content, request.sender_display_name)
         if not group and content.WhichOneof("body") != "template":
             await self._check_window(address)
         if self.uploads is not None and content.attachments:
@@ -118,7 +118,7 @@ class WhatsAppPlatform:
             return [_template(content.template)]
         text = content.text if body == "text" else ""
         if text and sender_name:
-            # One business number speaks for every Chat4All member in a group: say who wrote it.
+            # The number speaks for many people here (a group, or a relay from another platform).
             text = f"{sender_name}: {text}"
         if not text.strip() and not content.attachments:
             raise InvalidArgument("the message has no text, template or attachment")

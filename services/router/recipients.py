@@ -27,6 +27,8 @@ INTERNAL = channel_pb2.Channel.CHANNEL_INTERNAL
 class Audience:
     conversation: conversation_pb2.Conversation
     recipients: list[message_pb2.Recipient]
+    # Who wrote it, when the recipients should be told (see `sender_name`); else empty.
+    sender_name: str = ""
 
     def account_for(self, recipient: message_pb2.Recipient) -> str:
         """The business account that sends to this recipient: the bound chat's own, or the default."""
@@ -68,4 +70,13 @@ class RecipientResolver:
             if bound and channel == binding.channel:
                 continue
             recipients.append(message_pb2.Recipient(user_id=member.user_id, channel=channel, external_id=external_id))
-        return Audience(conversation, recipients)
+        return Audience(conversation, recipients, await self.sender_name(message, conversation))
+
+    async def sender_name(self, message: message_pb2.Message, conversation: conversation_pb2.Conversation) -> str:
+        """The author's name for messages relayed from a platform (a Telegram user's words
+        reaching a WhatsApp member) and in groups of three or more, where one business account
+        speaks for many people; none in a one-to-one conversation."""
+        relayed = message.origin.HasField("inbound")
+        if not message.sender_user_id or not (relayed or len(conversation.members) >= 3):
+            return ""
+        return (await self.directory.user(message.sender_user_id)).display_name

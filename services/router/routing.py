@@ -10,6 +10,7 @@ while other conversations go on in their own lanes.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -95,7 +96,7 @@ class Router:
             unfinished = [d.recipient for d in existing if d.status in _UNFINISHED]
             if unfinished:
                 audience = await self.resolver.resolve(message)
-                await self._deliver_all(message, Audience(audience.conversation, unfinished))
+                await self._deliver_all(message, dataclasses.replace(audience, recipients=unfinished))
             return
 
         audience = await self.resolver.resolve(message)
@@ -139,6 +140,7 @@ class Router:
             conversation_id=message.conversation_id,
             account_id=audience.account_for(recipient) or connector.account_id,
             sender_user_id=message.sender_user_id,
+            sender_display_name=audience.sender_name,
             recipient=recipient,
             content=message.content,
         )
