@@ -140,3 +140,20 @@ async def test_a_client_request_republished_under_a_new_message_id_is_stored_onc
     listed = await api.messages.ListMessages(messaging_requests.ListMessagesRequest(conversation_id=conversation))
     assert [m.content.text for m in listed.messages] == ["and then this", "sent twice"]
     assert listed.messages[1].message_id == ids[0]
+
+
+async def test_ten_concurrent_first_messages_from_one_unknown_sender_create_one_user(api, producer):
+    # Ten chats (ten conversation lanes, handled concurrently) where the same new person writes
+    # at once: every lane resolves the sender, finds nobody, and creates them.
+    sender = str(uuid.uuid4().int % 10**9)
+    chats = [str(-uuid.uuid4().int % 10**12) for _ in range(10)]
+    await asyncio.gather(*(publish(producer, inbound(chat, sender, 1, f"hello {i}", name="Nova")) for i, chat in enumerate(chats)))
+    conversations = await asyncio.gather(*(bound_conversation(api, chat) for chat in chats))
+    senders = set()
+    for conversation in conversations:
+        [message] = await history(api, conversation.conversation_id, 1)
+        senders.add(message.sender_user_id)
+        assert [m.user_id for m in conversation.members] == [message.sender_user_id]
+    resolved = (await api.users.ResolveIdentity(user_requests.ResolveIdentityRequest(channel=TELEGRAM, external_id=sender))).user
+    assert senders == {resolved.user_id}
+    assert resolved.display_name == "Nova"
