@@ -1,5 +1,6 @@
 """The ConversationService gRPC servicer: checks requests, asks UserService that
-members exist, and leaves the rest to the store."""
+members exist (and that a merge to apply happened), and leaves the rest to the
+store and, for merges, to user_merges."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ from chat4all.conversations.v1 import message_pb2 as pb, request_response_pb2 as
 from services.conversations.settings import ConversationSettings
 from services.conversations.store import Binding, ConversationStore, MemberSpec
 from services.conversations.user_directory import UserDirectory
+from services.conversations.user_merges import UserMerges
 from services.runtime import change_feed, page_tokens
 from services.runtime.app import Runtime
 from services.runtime.errors import InvalidArgument
 from services.runtime.idempotency import request_hash
+from services.runtime.shared_cache import SharedCache, cache_namespace
 from services.runtime.validation import page_size, parse_request_id, parse_uuid
 
 SERVICE = service_pb2.DESCRIPTOR.services_by_name["ConversationService"]
@@ -35,11 +38,26 @@ _TYPES = {pb.CONVERSATION_TYPE_DIRECT, pb.CONVERSATION_TYPE_GROUP}
 
 
 class ConversationService(service_pb2_grpc.ConversationServiceServicer):
-    def __init__(self, store: ConversationStore, users: UserDirectory, announce: change_feed.Announce = change_feed.nobody) -> None:
+    def __init__(
+        self,
+        store: ConversationStore,
+        users: UserDirectory,
+        cache: SharedCache,
+        announce: change_feed.Announce = change_feed.nobody,
+    ) -> None:
         self.store = store
+        self.merges = UserMerges(store.pool)
         self.users = users
+        # Conversations with their members (checked on every send, read on every route).
+        self.cache = cache
         # Tells the caches of other services (membership checks, routing) this conversation changed.
         self.announce = announce
+
+    async def _changed(self, conversation_id: uuid.UUID) -> None:
+        """After a committed change: drop the shared copy first, then tell the in-process caches
+        (which reload through GetConversation, so they must not find the old copy)."""
+        await self.cache.invalidate(f"conversation:{conversation_id}")
+        await self.announce(str(conversation_id))
 
     async def CreateConversation(
         self, request: rr.CreateConversationRequest, context: grpc.aio.ServicerContext
@@ -84,7 +102,11 @@ class ConversationService(service_pb2_grpc.ConversationServiceServicer):
         self, request: rr.GetConversationRequest, context: grpc.aio.ServicerContext
     ) -> rr.GetConversationResponse:
         conversation_id = parse_uuid(request.conversation_id, "conversation_id")
-        return rr.GetConversationResponse(conversation=await self.store.get_conversation(conversation_id))
+
+        async def load() -> bytes:
+            return (await self.store.get_conversation(conversation_id)).SerializeToString()
+
+        return rr.GetConversationResponse(conversation=pb.Conversation.FromString(await self.cache.get(f"conversation:{conversation_id}", load)))
 
     async def ListConversations(
         self, request: rr.ListConversationsRequest, context: grpc.aio.ServicerContext
@@ -118,7 +140,7 @@ class ConversationService(service_pb2_grpc.ConversationServiceServicer):
         conversation = await self.store.add_member(
             request_id, request_hash("AddMember", normalised), conversation_id, member
         )
-        await self.announce(str(conversation_id))
+        await self._changed(conversation_id)
         return rr.AddMemberResponse(conversation=conversation)
 
     async def RemoveMember(
@@ -130,7 +152,7 @@ class ConversationService(service_pb2_grpc.ConversationServiceServicer):
         conversation = await self.store.remove_member(
             request_id, request_hash("RemoveMember", request), conversation_id, user_id, request.reason
         )
-        await self.announce(str(conversation_id))
+        await self._changed(conversation_id)
         return rr.RemoveMemberResponse(conversation=conversation)
 
     async def ListMembershipChanges(
@@ -147,6 +169,23 @@ class ConversationService(service_pb2_grpc.ConversationServiceServicer):
         changes, last = await self.store.list_membership_changes(conversation_id, limit, after_seq)
         token = page_tokens.encode(scope, seq=last) if last is not None else ""
         return rr.ListMembershipChangesResponse(membership_changes=changes, next_page_token=token)
+
+    async def ApplyUserMerge(
+        self, request: rr.ApplyUserMergeRequest, context: grpc.aio.ServicerContext
+    ) -> rr.ApplyUserMergeResponse:
+        request_id = parse_request_id(request.request_id)
+        source = parse_uuid(request.source_user_id, "source_user_id")
+        target = parse_uuid(request.target_user_id, "target_user_id")
+        if source == target:
+            raise InvalidArgument("target_user_id: a user cannot be merged into itself")
+        # Internal, but reachable: it moves memberships only for a merge UserService confirms.
+        await self.users.require_merged(source, target)
+        changed = await self.merges.apply(request_id, source, target)
+        # Every time, not only the first: a call repeated after a crash between the commit and
+        # the announcements still empties the other services' caches.
+        for conversation_id in changed:
+            await self._changed(conversation_id)
+        return rr.ApplyUserMergeResponse(conversation_ids=[str(c) for c in changed])
 
 
 def _scope(listing: str, *filters: str) -> str:
@@ -189,10 +228,10 @@ async def setup(runtime: Runtime) -> None:
         raise TypeError("the conversations service runs with ConversationSettings (it needs users_target)")
     pool = await runtime.postgres("conversations", MIGRATIONS)
     users = UserDirectory(await runtime.channel(settings.users_target))
+    client = await runtime.redis()
+    cache = SharedCache(client, cache_namespace(settings.postgres_dsn, "conversations"))
     runtime.add_servicer(
         service_pb2_grpc.add_ConversationServiceServicer_to_server,
-        ConversationService(
-            ConversationStore(pool), users, partial(change_feed.announce, await runtime.redis(), change_feed.CONVERSATIONS)
-        ),
+        ConversationService(ConversationStore(pool), users, cache, partial(change_feed.announce, client, change_feed.CONVERSATIONS)),
         SERVICE_NAME,
     )

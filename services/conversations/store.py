@@ -5,7 +5,8 @@ Every change runs in one transaction that first claims its request_id in
 `conversation_requests`, so a retry (or a concurrent duplicate, which waits on
 the claimed row) answers with the conversation instead of changing anything
 twice. Membership changes then lock the conversation row, which numbers the
-history without gaps and makes "last owner" checks race-free.
+history without gaps and makes "last owner" checks race-free. Whoever is about
+to become a member is first held against a concurrent merge (member_locks.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from services.conversations.member_locks import hold_members
 from services.runtime.errors import AlreadyExists, FailedPrecondition, NotFound, Unavailable
 
 _CONVERSATION_COLUMNS = (
@@ -72,6 +74,7 @@ class ConversationStore:
             earlier = await _claim(conn, request_id, "CreateConversation", digest, conversation_id)
             if earlier is not None:
                 return await _read_conversation(conn, earlier)
+            await hold_members(conn, [m.user_id for m in members])  # a user merged away meanwhile is refused
             # No conflict target: either unique index (direct pair, platform binding) stops it,
             # and a concurrent creator of the same pair or binding is waited for first.
             cursor = await conn.execute(
@@ -103,6 +106,7 @@ class ConversationStore:
             earlier = await _claim(conn, request_id, "AddMember", digest, conversation_id)
             if earlier is not None:
                 return await _read_conversation(conn, earlier)
+            await hold_members(conn, [member.user_id])  # before the conversation row: see member_locks
             await _lock_group(conn, conversation_id)
             if not await _add_member(conn, conversation_id, member, request_id):
                 raise AlreadyExists(f"user {member.user_id} is already a member of conversation {conversation_id}")
@@ -137,7 +141,7 @@ class ConversationStore:
                         f"user {user_id} is the last owner of conversation {conversation_id}; make another member"
                         " owner first"
                     )
-            await _record_change(conn, conversation_id, user_id, pb.MEMBERSHIP_ACTION_REMOVED, role, reason, request_id)
+            await record_change(conn, conversation_id, user_id, pb.MEMBERSHIP_ACTION_REMOVED, role, reason, request_id)
             return await _read_conversation(conn, conversation_id)
 
     # Reads -------------------------------------------------------------------------------
@@ -277,7 +281,7 @@ async def _lock_group(conn: AsyncConnection, conversation_id: uuid.UUID) -> None
 async def _add_member(conn: AsyncConnection, conversation_id: uuid.UUID, member: MemberSpec, request_id: uuid.UUID) -> bool:
     """Add and record a member; False if they already are one, and the caller must then roll back
     (the change was numbered first). The caller holds the conversation row."""
-    seq = await _record_change(
+    seq = await record_change(
         conn, conversation_id, member.user_id, pb.MEMBERSHIP_ACTION_ADDED, member.role, "", request_id
     )
     cursor = await conn.execute(
@@ -288,7 +292,7 @@ async def _add_member(conn: AsyncConnection, conversation_id: uuid.UUID, member:
     return cursor.rowcount == 1
 
 
-async def _record_change(
+async def record_change(
     conn: AsyncConnection,
     conversation_id: uuid.UUID,
     user_id: uuid.UUID,
@@ -297,6 +301,7 @@ async def _record_change(
     reason: str,
     request_id: uuid.UUID,
 ) -> int:
+    """Number and append one membership change; the caller holds the conversation row."""
     row = await (
         await conn.execute(
             "UPDATE conversations SET membership_seq = membership_seq + 1, update_time = now()"

@@ -1,4 +1,5 @@
-"""Asks UserService whether the users about to become members exist.
+"""Asks UserService whether the users about to become members exist, and whether
+a merge whose memberships are to move really happened.
 
 Users live in UserService's own tables; this service only knows their ids, so
 it checks them over the gRPC API.
@@ -10,7 +11,7 @@ import asyncio
 import uuid
 
 import grpc
-from chat4all.users.v1 import request_response_pb2, service_pb2_grpc
+from chat4all.users.v1 import message_pb2 as user_pb2, request_response_pb2, service_pb2_grpc
 
 from services.runtime.errors import FailedPrecondition, NotFound, Unavailable
 
@@ -26,7 +27,20 @@ class UserDirectory:
         """NOT_FOUND naming an unknown user; FAILED_PRECONDITION for a merged-away one."""
         await asyncio.gather(*(self._require_user(user_id) for user_id in dict.fromkeys(user_ids)))
 
+    async def require_merged(self, source: uuid.UUID, target: uuid.UUID) -> None:
+        """ApplyUserMerge moves memberships only for a merge UserService has made: NOT_FOUND for an
+        unknown source, FAILED_PRECONDITION if it is not merged into the target."""
+        merged_into = (await self._get_user(source)).merged_into_user_id
+        if merged_into != str(target):
+            now = f"merged into {merged_into}" if merged_into else "not merged"
+            raise FailedPrecondition(f"user {source} is {now}, not merged into {target}; merge them with MergeUsers")
+
     async def _require_user(self, user_id: uuid.UUID) -> None:
+        user = await self._get_user(user_id)
+        if user.merged_into_user_id:
+            raise FailedPrecondition(f"user {user_id} was merged into {user.merged_into_user_id}; use that user")
+
+    async def _get_user(self, user_id: uuid.UUID) -> user_pb2.User:
         try:
             response = await self._users.GetUser(
                 request_response_pb2.GetUserRequest(user_id=str(user_id)), timeout=CALL_TIMEOUT_SECONDS
@@ -38,5 +52,4 @@ class UserDirectory:
                 # Nothing was written yet: the caller may retry with the same request_id.
                 raise Unavailable(f"cannot check user {user_id}: user service {error.code().name}") from None
             raise
-        if response.user.merged_into_user_id:
-            raise FailedPrecondition(f"user {user_id} was merged into {response.user.merged_into_user_id}; use that user")
+        return response.user

@@ -1,6 +1,7 @@
 """Conversations and users as the messaging domain reads them on every message:
 cached in-process and emptied when the conversation or user service announces a
-change (see services/runtime/change_feed.py)."""
+change (see services/runtime/change_feed.py). A user's memberships, read when a
+user stream opens or refreshes, are not cached: the stream keeps them itself."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ from chat4all.users.v1 import service_pb2_grpc as user_grpc
 
 from services.runtime import change_feed
 from services.runtime.errors import NotFound, Unavailable
+
+# Conversations per ListConversations page when listing a user's memberships. Each comes with
+# all of its members, so a page of large groups must stay well under gRPC's 4 MB message limit.
+_MEMBERSHIP_PAGE = 100
 
 
 def _unwrap(error: grpc.aio.AioRpcError, what: str) -> Exception:
@@ -43,6 +48,7 @@ class Directory:
             except grpc.aio.AioRpcError as error:
                 raise _unwrap(error, f"user {user_id}") from None
 
+        self._conversation_service = conversations
         self._conversations = change_feed.ChangeFedCache(client, change_feed.CONVERSATIONS, load_conversation)
         self._users = change_feed.ChangeFedCache(client, change_feed.USERS, load_user) if users else None
 
@@ -58,6 +64,31 @@ class Directory:
 
     async def conversation(self, conversation_id: str) -> conversation_pb2.Conversation:
         return await self._conversations.get(conversation_id)
+
+    async def fresh_conversation(self, conversation_id: str) -> conversation_pb2.Conversation:
+        """Read from the source, past the cache: for a caller that heard of a change before
+        the cache may have (two subscriptions to one announcement arrive in any order)."""
+        self._conversations.forget(conversation_id)
+        return await self._conversations.get(conversation_id)
+
+    async def memberships(self, user_id: str) -> dict[str, conversation_pb2.Member]:
+        """Every conversation the user is a member of now, with that membership (join time)."""
+        found: dict[str, conversation_pb2.Member] = {}
+        token = ""
+        while True:
+            request = conversation_requests.ListConversationsRequest(
+                member_user_id=user_id, page_size=_MEMBERSHIP_PAGE, page_token=token
+            )
+            try:
+                page = await self._conversation_service.ListConversations(request, timeout=5)
+            except grpc.aio.AioRpcError as error:
+                raise _unwrap(error, f"the conversations of user {user_id}") from None
+            for conversation in page.conversations:
+                for member in conversation.members:
+                    if member.user_id == user_id:
+                        found[conversation.conversation_id] = member
+            if not (token := page.next_page_token):
+                return found
 
     async def user(self, user_id: str) -> user_pb2.User:
         assert self._users is not None, "this directory was built without the user service"

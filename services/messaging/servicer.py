@@ -7,6 +7,7 @@ and accepts sends (durable in Kafka before it answers) and reads the store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,18 +15,21 @@ from pathlib import Path
 from aiokafka.errors import KafkaError
 from google.protobuf.timestamp_pb2 import Timestamp
 from chat4all.conversations.v1 import service_pb2_grpc as conversation_grpc
+from chat4all.users.v1 import service_pb2_grpc as user_grpc
 from chat4all.events.v1 import event_pb2
 from chat4all.messaging.v1 import message_pb2, request_response_pb2, service_pb2, service_pb2_grpc
 
-from services.messaging import store, topics
+from services.messaging import store, topics, user_cursor
 from services.messaging.directory import Directory
 from services.messaging.event_feed import EventFeed
 from services.messaging.ingest import Ingest
+from services.messaging.membership_watch import MembershipWatch
 from services.messaging.settings import MessagingSettings
+from services.messaging.user_stream import UserStreams
 from services.runtime import kafka, page_tokens
 from services.runtime.app import Runtime
 from services.runtime.callers import client_id
-from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, Unimplemented
+from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from services.runtime.validation import page_size, require_uuid
 
 SERVICE = service_pb2.DESCRIPTOR.services_by_name["MessageService"]
@@ -34,12 +38,15 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 class MessageService(service_pb2_grpc.MessageServiceServicer):
-    def __init__(self, settings: MessagingSettings, pool, producer, directory: Directory, feed: EventFeed) -> None:
+    def __init__(
+        self, settings: MessagingSettings, pool, producer, directory: Directory, feed: EventFeed, user_streams: UserStreams
+    ) -> None:
         self.settings = settings
         self.pool = pool
         self.producer = producer
         self.directory = directory
         self.feed = feed
+        self.user_streams = user_streams
         self.ingest = Ingest(pool, producer, directory, settings.kafka_ack_timeout_seconds)
 
     async def SendMessage(self, request, context):
@@ -95,7 +102,20 @@ class MessageService(service_pb2_grpc.MessageServiceServicer):
                         pass
 
     async def StreamUserEvents(self, request, context):
-        raise Unimplemented("per-user streams arrive with the identity and conversations work")
+        user_id = require_uuid(request.user_id, "user_id")
+        cursor = user_cursor.decode(request.after_cursor, user_id) if request.after_cursor else None
+        await self.directory.user(user_id)  # NOT_FOUND for an unknown user
+
+        async def positioned() -> None:
+            # Response headers go out once the stream is positioned: a client that waits for
+            # them knows every event from then on will reach it (what "after the stream
+            # opens" means for an empty after_cursor).
+            await context.send_initial_metadata(())
+
+        # Closed with the call, so the stream stops listening at once, not when collected.
+        async with contextlib.aclosing(self.user_streams.open(user_id, cursor, positioned)) as events:
+            async for event in events:
+                yield request_response_pb2.StreamUserEventsResponse(event=event)
 
     async def ListDeadLetters(self, request, context):
         conversation_id = require_uuid(request.conversation_id, "conversation_id") if request.conversation_id else None
@@ -166,12 +186,18 @@ async def setup(runtime: Runtime) -> None:
     settings: MessagingSettings = runtime.settings  # type: ignore[assignment]
     pool = await runtime.postgres("messaging", MIGRATIONS)
     producer = await runtime.kafka_producer()
-    channel = await runtime.channel(settings.conversations_target)
-    directory = Directory(await runtime.redis(), conversation_grpc.ConversationServiceStub(channel))
+    redis = await runtime.redis()
+    conversations = conversation_grpc.ConversationServiceStub(await runtime.channel(settings.conversations_target))
+    users = user_grpc.UserServiceStub(await runtime.channel(settings.users_target))
+    directory = Directory(redis, conversations, users)
     await directory.start()
     runtime.on_shutdown(directory.stop)
     feed = EventFeed(settings.postgres_dsn)
     await feed.start()
     runtime.on_shutdown(feed.stop)
-    servicer = MessageService(settings, pool, producer, directory, feed)
+    watch = MembershipWatch(redis, directory, feed)
+    await watch.start()
+    runtime.on_shutdown(watch.stop)
+    user_streams = UserStreams(settings, pool, directory, feed, watch)
+    servicer = MessageService(settings, pool, producer, directory, feed, user_streams)
     runtime.add_servicer(service_pb2_grpc.add_MessageServiceServicer_to_server, servicer, SERVICE_NAME)

@@ -1,13 +1,11 @@
-"""The UserService gRPC servicer: checks requests, then leaves the rest to the store.
-
-MergeUsers still answers UNIMPLEMENTED: its contract moves conversation
-memberships and message history too, which live in other services and need a
-merge event that no contract defines yet. Moving only the identities here
-would be a partial merge that looks complete.
-"""
+"""The UserService gRPC servicer: checks requests, then leaves the rest to the store
+(and, for MergeUsers, to the merge store and the membership hand-over)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import uuid
 from functools import partial
 from pathlib import Path
 
@@ -17,10 +15,14 @@ from chat4all.users.v1 import message_pb2, request_response_pb2 as rr, service_p
 
 from services.runtime import change_feed
 from services.runtime.app import Runtime
-from services.runtime.errors import InvalidArgument
+from services.runtime.errors import FailedPrecondition, InvalidArgument
 from services.runtime.idempotency import request_hash
+from services.runtime.shared_cache import SharedCache, cache_namespace
 from services.runtime.validation import parse_request_id, parse_uuid
-from services.users.store import Identity, UserStore
+from services.users.merges import MergeStore
+from services.users.memberships import MembershipHandover
+from services.users.settings import UserSettings
+from services.users.store import MAX_MERGE_HOPS, Identity, UserStore
 
 SERVICE = service_pb2.DESCRIPTOR.services_by_name["UserService"]
 SERVICE_NAME = SERVICE.full_name
@@ -32,8 +34,19 @@ _NOT_PLATFORMS = {channel_pb2.CHANNEL_UNSPECIFIED, channel_pb2.CHANNEL_INTERNAL}
 
 
 class UserService(service_pb2_grpc.UserServiceServicer):
-    def __init__(self, store: UserStore, announce: change_feed.Announce = change_feed.nobody) -> None:
+    def __init__(
+        self,
+        store: UserStore,
+        merges: MergeStore,
+        memberships: MembershipHandover,
+        cache: SharedCache,
+        announce: change_feed.Announce = change_feed.nobody,
+    ) -> None:
         self.store = store
+        # Users and identity lookups (every inbound message resolves its sender) for all replicas.
+        self.cache = cache
+        self.merges = merges
+        self.memberships = memberships
         # Tells the caches of other services (routing) this user's identities changed.
         self.announce = announce
 
@@ -59,7 +72,20 @@ class UserService(service_pb2_grpc.UserServiceServicer):
         return rr.CreateUserResponse(user=user)
 
     async def GetUser(self, request: rr.GetUserRequest, context: grpc.aio.ServicerContext) -> rr.GetUserResponse:
-        return rr.GetUserResponse(user=await self.store.get_user(parse_uuid(request.user_id, "user_id")))
+        return rr.GetUserResponse(user=await self._user(parse_uuid(request.user_id, "user_id")))
+
+    async def _changed(self, user_ids: list[uuid.UUID], identity_keys: tuple[str, ...] = ()) -> None:
+        """After a committed change: drop the shared copies first, then tell the in-process
+        caches of other services (which reload through GetUser, so must not find an old copy)."""
+        await self.cache.invalidate(*(f"user:{user_id}" for user_id in user_ids), *identity_keys)
+        for user_id in user_ids:
+            await self.announce(str(user_id))
+
+    async def _user(self, user_id: uuid.UUID) -> message_pb2.User:
+        async def load() -> bytes:
+            return (await self.store.get_user(user_id)).SerializeToString()
+
+        return message_pb2.User.FromString(await self.cache.get(f"user:{user_id}", load))
 
     async def LinkIdentity(
         self, request: rr.LinkIdentityRequest, context: grpc.aio.ServicerContext
@@ -73,7 +99,7 @@ class UserService(service_pb2_grpc.UserServiceServicer):
         normalised.CopyFrom(request)
         normalised.identity.ClearField("link_time")
         user = await self.store.link_identity(request_id, request_hash("LinkIdentity", normalised), user_id, identity)
-        await self.announce(str(user_id))
+        await self._changed([user_id], (_identity_key(identity.channel, identity.external_id),))
         return rr.LinkIdentityResponse(user=user)
 
     async def UnlinkIdentity(
@@ -86,7 +112,7 @@ class UserService(service_pb2_grpc.UserServiceServicer):
         user = await self.store.unlink_identity(
             request_id, request_hash("UnlinkIdentity", request), user_id, channel, external_id
         )
-        await self.announce(str(user_id))
+        await self._changed([user_id], (_identity_key(channel, external_id),))
         return rr.UnlinkIdentityResponse(user=user)
 
     async def ResolveIdentity(
@@ -94,12 +120,37 @@ class UserService(service_pb2_grpc.UserServiceServicer):
     ) -> rr.ResolveIdentityResponse:
         channel = _channel("channel", request.channel)
         external_id = _external_id("external_id", request.external_id)
-        return rr.ResolveIdentityResponse(user=await self.store.resolve_identity(channel, external_id))
+
+        async def load() -> bytes:
+            return (await self.store.resolve_identity(channel, external_id)).user_id.encode()
+
+        user = await self._user(uuid.UUID((await self.cache.get(_identity_key(channel, external_id), load)).decode()))
+        # A cached owner may have been merged since (merges never undo): follow to the survivor.
+        for _ in range(MAX_MERGE_HOPS):
+            if not user.merged_into_user_id:
+                return rr.ResolveIdentityResponse(user=user)
+            user = await self._user(uuid.UUID(user.merged_into_user_id))
+        raise FailedPrecondition(f"the owner of {channel_pb2.Channel.Name(channel)} {external_id} is merged through too many users")
+
+    async def MergeUsers(self, request: rr.MergeUsersRequest, context: grpc.aio.ServicerContext) -> rr.MergeUsersResponse:
+        request_id = parse_request_id(request.request_id)
+        source = parse_uuid(request.source_user_id, "source_user_id")
+        target = parse_uuid(request.target_user_id, "target_user_id")
+        if source == target:
+            raise InvalidArgument("target_user_id: source and target are the same user")
+        merge = await self.merges.merge(request_id, request_hash("MergeUsers", request), source, target)
+        # Also on a retry: it may follow a crash between the commit and the announcements.
+        await self._changed([source, target])
+        # Committed above; a retry with the same request_id (or the follow-up task) finishes this.
+        await self.memberships.complete(merge)
+        return rr.MergeUsersResponse(user=await self._user(target))
+
+
+def _identity_key(channel: int, external_id: str) -> str:
+    return f"identity:{channel}:{external_id}"
 
 
 # Request checks: INVALID_ARGUMENT naming the field -----------------------------------------
-
-
 
 
 def _channel(field: str, value: int, *, allow_unspecified: bool = False) -> int:
@@ -127,6 +178,25 @@ def _identity(field: str, identity: message_pb2.ExternalIdentity) -> Identity:
 
 
 async def setup(runtime: Runtime) -> None:
+    settings = runtime.settings
+    if not isinstance(settings, UserSettings):
+        raise TypeError("the users service runs with UserSettings (it needs conversations_target)")
     pool = await runtime.postgres("users", MIGRATIONS)
-    announce = partial(change_feed.announce, await runtime.redis(), change_feed.USERS)
-    runtime.add_servicer(service_pb2_grpc.add_UserServiceServicer_to_server, UserService(UserStore(pool), announce), SERVICE_NAME)
+    client = await runtime.redis()
+    announce = partial(change_feed.announce, client, change_feed.USERS)
+    cache = SharedCache(client, cache_namespace(settings.postgres_dsn, "users"))
+    merges = MergeStore(pool)
+    memberships = MembershipHandover(merges, await runtime.channel(settings.conversations_target))
+    runtime.add_servicer(
+        service_pb2_grpc.add_UserServiceServicer_to_server,
+        UserService(UserStore(pool), merges, memberships, cache, announce),
+        SERVICE_NAME,
+    )
+    follow_up = asyncio.create_task(memberships.follow_up_forever(settings.merge_follow_up_seconds), name="merge follow-up")
+
+    async def stop_follow_up() -> None:
+        follow_up.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follow_up
+
+    runtime.on_shutdown(stop_follow_up)

@@ -19,7 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 from services.runtime.errors import AlreadyExists, FailedPrecondition, NotFound, Unavailable
 
 # Merges form chains only if a survivor is merged again; follow a few hops, never loop.
-_MAX_MERGE_HOPS = 16
+MAX_MERGE_HOPS = 16
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,9 @@ class UserStore:
     ) -> message_pb2.User:
         user_id = uuid.uuid4()
         async with self.pool.connection() as conn, conn.transaction():
-            earlier = await _claim(conn, request_id, "CreateUser", digest, user_id)
+            earlier = await claim_request(conn, request_id, "CreateUser", digest, user_id)
             if earlier is not None:
-                return await _read_user(conn, earlier)
+                return await read_user(conn, earlier)
             await conn.execute(
                 "INSERT INTO users (user_id, display_name, preferred_channel) VALUES (%s, %s, %s)",
                 (user_id, display_name, preferred_channel),
@@ -60,30 +60,30 @@ class UserStore:
             # wait on each other instead of deadlocking.
             for identity in sorted(identities, key=lambda i: (i.channel, i.external_id)):
                 await _link(conn, user_id, identity)
-            return await _read_user(conn, user_id)
+            return await read_user(conn, user_id)
 
     async def link_identity(
         self, request_id: uuid.UUID, digest: bytes, user_id: uuid.UUID, identity: Identity
     ) -> message_pb2.User:
         async with self.pool.connection() as conn, conn.transaction():
-            earlier = await _claim(conn, request_id, "LinkIdentity", digest, user_id)
+            earlier = await claim_request(conn, request_id, "LinkIdentity", digest, user_id)
             if earlier is not None:
-                return await _read_user(conn, earlier)
+                return await read_user(conn, earlier)
             merged_into = await _lock_user(conn, user_id)
             if merged_into is not None:
                 raise FailedPrecondition(
                     f"user_id: user {user_id} was merged into {merged_into}; link the identity to that user"
                 )
             await _link(conn, user_id, identity)
-            return await _read_user(conn, user_id)
+            return await read_user(conn, user_id)
 
     async def unlink_identity(
         self, request_id: uuid.UUID, digest: bytes, user_id: uuid.UUID, channel: int, external_id: str
     ) -> message_pb2.User:
         async with self.pool.connection() as conn, conn.transaction():
-            earlier = await _claim(conn, request_id, "UnlinkIdentity", digest, user_id)
+            earlier = await claim_request(conn, request_id, "UnlinkIdentity", digest, user_id)
             if earlier is not None:
-                return await _read_user(conn, earlier)
+                return await read_user(conn, earlier)
             await _lock_user(conn, user_id)
             cursor = await conn.execute(
                 "DELETE FROM user_identities WHERE channel = %s AND external_id = %s AND user_id = %s",
@@ -92,13 +92,13 @@ class UserStore:
             if cursor.rowcount == 0:
                 label = Identity(channel, external_id).label
                 raise NotFound(f"identity {label} is not linked to user {user_id}")
-            return await _read_user(conn, user_id)
+            return await read_user(conn, user_id)
 
     # Reads -------------------------------------------------------------------------------
 
     async def get_user(self, user_id: uuid.UUID) -> message_pb2.User:
         async with self.pool.connection() as conn:
-            return await _read_user(conn, user_id)
+            return await read_user(conn, user_id)
 
     async def resolve_identity(self, channel: int, external_id: str) -> message_pb2.User:
         async with self.pool.connection() as conn:
@@ -110,15 +110,15 @@ class UserStore:
             ).fetchone()
             if row is None:
                 raise NotFound(f"no user has identity {Identity(channel, external_id).label}")
-            user = await _read_user(conn, row[0])
-            for _ in range(_MAX_MERGE_HOPS):
+            user = await read_user(conn, row[0])
+            for _ in range(MAX_MERGE_HOPS):
                 if not user.merged_into_user_id:
                     return user
-                user = await _read_user(conn, uuid.UUID(user.merged_into_user_id))
-            raise FailedPrecondition(f"user {row[0]} is merged through more than {_MAX_MERGE_HOPS} users")
+                user = await read_user(conn, uuid.UUID(user.merged_into_user_id))
+            raise FailedPrecondition(f"user {row[0]} is merged through more than {MAX_MERGE_HOPS} users")
 
 
-async def _claim(
+async def claim_request(
     conn: AsyncConnection, request_id: uuid.UUID, method: str, digest: bytes, user_id: uuid.UUID
 ) -> uuid.UUID | None:
     """Claim request_id for this request; returns the user of an earlier identical request."""
@@ -176,7 +176,7 @@ async def _link(conn: AsyncConnection, user_id: uuid.UUID, identity: Identity) -
     raise Unavailable(f"identity {identity.label} changed owner during the request; retry")
 
 
-async def _read_user(conn: AsyncConnection, user_id: uuid.UUID) -> message_pb2.User:
+async def read_user(conn: AsyncConnection, user_id: uuid.UUID) -> message_pb2.User:
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "SELECT user_id, display_name, preferred_channel, merged_into_user_id, create_time"

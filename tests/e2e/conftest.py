@@ -14,6 +14,7 @@ from chat4all.messaging.v1 import service_pb2_grpc as messaging_grpc
 from chat4all.users.v1 import request_response_pb2 as user_requests
 from chat4all.users.v1 import service_pb2_grpc as user_grpc
 
+from tests.support.ports import free_port
 from tests.support.stack import Stack
 
 
@@ -44,8 +45,10 @@ def stack(log_dir, module_database, kafka_bootstrap):
         },
     )
     try:
-        users = stack.start("users", "services.users")
-        conversations = stack.start("conversations", "services.conversations", {"C4A_USERS_TARGET": users.target})
+        # Users and conversations call each other (a merge moves memberships): both ports first.
+        users_port, conversations_port = free_port(), free_port()
+        users = stack.start("users", "services.users", {"C4A_CONVERSATIONS_TARGET": f"127.0.0.1:{conversations_port}"}, users_port)
+        conversations = stack.start("conversations", "services.conversations", {"C4A_USERS_TARGET": users.target}, conversations_port)
         targets = {"C4A_USERS_TARGET": users.target, "C4A_CONVERSATIONS_TARGET": conversations.target}
         stack.env.update(targets)
         stack.start("messaging", "services.messaging")

@@ -519,3 +519,19 @@ async def test_every_lookup_path_has_an_index(services, postgres_dsn):
         "conversation_requests_pkey ON public.conversation_requests USING btree (request_id)",
     ]:
         assert fragment in indexes
+
+
+async def test_conversations_are_read_from_the_shared_cache_and_a_membership_change_drops_the_copy(services, postgres_dsn):
+    ana, bia, caio = await services.user(), await services.user(), await services.user()
+    group = await services.create(GROUP, pb.Member(user_id=ana, role=OWNER), bia)
+    assert set(member_ids(await services.get(group.conversation_id))) == {ana, bia}
+    # The copy is what every replica reads now: a row changed behind the service's back is not seen ...
+    await execute(postgres_dsn, "UPDATE conversations SET title = 'changed behind its back' WHERE conversation_id = %s",
+                  (group.conversation_id,))
+    assert (await services.get(group.conversation_id)).title == ""
+    # ... while a change made through the service is, from its answer on.
+    await services.add(group.conversation_id, caio)
+    fresh = await services.get(group.conversation_id)
+    assert fresh.title == "changed behind its back" and set(member_ids(fresh)) == {ana, bia, caio}
+    await services.remove(group.conversation_id, bia)
+    assert set(member_ids(await services.get(group.conversation_id))) == {ana, caio}

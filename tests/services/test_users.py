@@ -278,7 +278,7 @@ async def test_resolve_identity(users):
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and field in error.details()
 
 
-# Merged users (MergeUsers itself is not implemented yet; the merge is written directly) ----
+# Merged users (written directly here; MergeUsers itself is in test_user_merges.py) ---------
 
 
 async def test_a_merged_user_is_still_returned_and_takes_no_new_identities(users, postgres_dsn):

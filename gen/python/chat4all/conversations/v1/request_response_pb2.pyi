@@ -111,3 +111,19 @@ class ListMembershipChangesResponse(_message.Message):
     membership_changes: _containers.RepeatedCompositeFieldContainer[_message_pb2.MembershipChange]
     next_page_token: str
     def __init__(self, membership_changes: _Optional[_Iterable[_Union[_message_pb2.MembershipChange, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ApplyUserMergeRequest(_message.Message):
+    __slots__ = ("request_id", "source_user_id", "target_user_id")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    source_user_id: str
+    target_user_id: str
+    def __init__(self, request_id: _Optional[str] = ..., source_user_id: _Optional[str] = ..., target_user_id: _Optional[str] = ...) -> None: ...
+
+class ApplyUserMergeResponse(_message.Message):
+    __slots__ = ("conversation_ids",)
+    CONVERSATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    conversation_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, conversation_ids: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -69,6 +69,11 @@ class ConversationServiceStub:
                 request_serializer=chat4all_dot_conversations_dot_v1_dot_request__response__pb2.ListMembershipChangesRequest.SerializeToString,
                 response_deserializer=chat4all_dot_conversations_dot_v1_dot_request__response__pb2.ListMembershipChangesResponse.FromString,
                 _registered_method=True)
+        self.ApplyUserMerge = channel.unary_unary(
+                '/chat4all.conversations.v1.ConversationService/ApplyUserMerge',
+                request_serializer=chat4all_dot_conversations_dot_v1_dot_request__response__pb2.ApplyUserMergeRequest.SerializeToString,
+                response_deserializer=chat4all_dot_conversations_dot_v1_dot_request__response__pb2.ApplyUserMergeResponse.FromString,
+                _registered_method=True)
 
 
 class ConversationServiceServicer:
@@ -154,6 +159,26 @@ class ConversationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ApplyUserMerge(self, request, context):
+        """Internal, no REST binding: UserService.MergeUsers calls it once a merge of source_user_id
+        into target_user_id is committed, so the merged-away user's memberships follow the survivor.
+        Every current membership of the source moves to the target (or to the user the target was
+        merged into since), recorded in the conversation's history under the merge's request_id: the
+        source REMOVED (reason "merged into user <id>") and the survivor ADDED with the source's role.
+        Where the survivor is already a member, only the source's membership ends, and the survivor
+        keeps the stronger of the two roles (an ADDED entry records a role it gains). A direct
+        conversation between the two keeps the survivor as its only member. Afterwards the source
+        cannot become a member of anything. Idempotent: calling it again moves nothing more and
+        answers the same conversations, so a merge interrupted halfway is finished by calling again.
+
+        Errors:
+        NOT_FOUND: the source user does not exist.
+        FAILED_PRECONDITION: UserService does not show the source merged into the target.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConversationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -186,6 +211,11 @@ def add_ConversationServiceServicer_to_server(servicer, server):
                     servicer.ListMembershipChanges,
                     request_deserializer=chat4all_dot_conversations_dot_v1_dot_request__response__pb2.ListMembershipChangesRequest.FromString,
                     response_serializer=chat4all_dot_conversations_dot_v1_dot_request__response__pb2.ListMembershipChangesResponse.SerializeToString,
+            ),
+            'ApplyUserMerge': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyUserMerge,
+                    request_deserializer=chat4all_dot_conversations_dot_v1_dot_request__response__pb2.ApplyUserMergeRequest.FromString,
+                    response_serializer=chat4all_dot_conversations_dot_v1_dot_request__response__pb2.ApplyUserMergeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -355,6 +385,33 @@ class ConversationService:
             '/chat4all.conversations.v1.ConversationService/ListMembershipChanges',
             chat4all_dot_conversations_dot_v1_dot_request__response__pb2.ListMembershipChangesRequest.SerializeToString,
             chat4all_dot_conversations_dot_v1_dot_request__response__pb2.ListMembershipChangesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyUserMerge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chat4all.conversations.v1.ConversationService/ApplyUserMerge',
+            chat4all_dot_conversations_dot_v1_dot_request__response__pb2.ApplyUserMergeRequest.SerializeToString,
+            chat4all_dot_conversations_dot_v1_dot_request__response__pb2.ApplyUserMergeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,53 @@
+"""What a webhook receives for one conversation event: its id, its type, and the exact body.
+
+The body is a WebhookEvent in the protobuf JSON mapping Envoy gives REST clients
+(lowerCamelCase names, enums by name, every field printed), serialised once when the event
+is queued, so every attempt sends, and signs, the same bytes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from chat4all.messaging.v1 import message_pb2 as messaging_pb
+from chat4all.webhooks.v1 import message_pb2 as pb
+from google.protobuf import json_format
+
+# Event ids are UUIDv5 names of (conversation, cursor) in this namespace: the same event gets
+# the same id however often its stream is read, and every webhook sees the same id for it.
+EVENT_ID_NAMESPACE = uuid.UUID("0f6f3a52-5d5e-4f0b-9a34-6c1b8e0c7d21")
+
+EVENT_TYPES = {
+    "message_created": pb.WEBHOOK_EVENT_TYPE_MESSAGE_CREATED,
+    "delivery_status_changed": pb.WEBHOOK_EVENT_TYPE_DELIVERY_STATUS_CHANGED,
+}
+# The X-Chat4All-Event-Type header: the ConversationEvent.event case.
+EVENT_TYPE_NAMES = {number: name for name, number in EVENT_TYPES.items()}
+
+
+@dataclass(frozen=True)
+class Payload:
+    event_id: uuid.UUID
+    event_type: int
+    body: bytes
+
+
+def event_type(event: messaging_pb.ConversationEvent) -> int:
+    """The event's WebhookEventType; UNSPECIFIED for a case this service does not know yet."""
+    case = event.WhichOneof("event")
+    return EVENT_TYPES.get(case or "", pb.WEBHOOK_EVENT_TYPE_UNSPECIFIED)
+
+
+def event_id(event: messaging_pb.ConversationEvent) -> uuid.UUID:
+    return uuid.uuid5(EVENT_ID_NAMESPACE, f"{event.conversation_id}/{event.cursor}")
+
+
+def payload(webhook_id: uuid.UUID, event: messaging_pb.ConversationEvent) -> Payload:
+    envelope = pb.WebhookEvent(
+        event_id=str(event_id(event)), webhook_id=str(webhook_id), event_type=event_type(event), event=event
+    )
+    body = json_format.MessageToJson(
+        envelope, indent=None, ensure_ascii=False, always_print_fields_with_no_presence=True
+    ).encode()
+    return Payload(uuid.UUID(envelope.event_id), envelope.event_type, body)

@@ -1,0 +1,271 @@
+"""The API's side of the webhook tables: webhooks, their idempotency log, the delivery log.
+
+Every change runs in one transaction that first claims its (client, request_id) in
+`webhook_requests`, so a retry (or a concurrent duplicate, which waits on the claimed row)
+answers as the first request did instead of changing anything twice. Every read is scoped to
+the calling client: another client's webhook is NOT_FOUND, never PERMISSION_DENIED, so ids do
+not leak.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from chat4all.webhooks.v1 import message_pb2 as pb
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from services.runtime.errors import AlreadyExists, NotFound
+
+
+@dataclass(frozen=True)
+class NewWebhook:
+    url: str
+    description: str
+    conversation_ids: list[uuid.UUID]
+    event_types: list[int]
+
+
+class WebhookStore:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    # Changes ---------------------------------------------------------------------------
+
+    async def earlier_create(
+        self, client_id: str, request_id: uuid.UUID, digest: bytes
+    ) -> tuple[pb.Webhook, str] | None:
+        """The answer to an earlier identical CreateWebhook, if there was one; lets a retry
+        answer without asking MessageService again."""
+        async with self.pool.connection() as conn:
+            earlier = await _earlier(conn, client_id, request_id, "CreateWebhook", digest)
+            return None if earlier is None else await _read_webhook(conn, client_id, earlier, with_secret=True)
+
+    async def create_webhook(
+        self,
+        client_id: str,
+        request_id: uuid.UUID,
+        digest: bytes,
+        new: NewWebhook,
+        cursors: dict[uuid.UUID, str],
+        secret: str,
+    ) -> tuple[pb.Webhook, str]:
+        """Store the webhook with a stream source per conversation, starting at `cursors`
+        (where each conversation stood when asked), and return it with its secret."""
+        webhook_id = uuid.uuid4()
+        async with self.pool.connection() as conn, conn.transaction():
+            earlier = await _claim(conn, client_id, request_id, "CreateWebhook", digest, webhook_id)
+            if earlier is not None:
+                return await _read_webhook(conn, client_id, earlier, with_secret=True)
+            await conn.execute(
+                "INSERT INTO webhooks (webhook_id, client_id, url, description, event_types, signing_secret)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                (webhook_id, client_id, new.url, new.description, new.event_types, secret),
+            )
+            async with conn.cursor() as cur:
+                await cur.executemany(
+                    "INSERT INTO webhook_sources (webhook_id, conversation_id, position, cursor) VALUES (%s, %s, %s, %s)",
+                    [(webhook_id, c, n, cursors[c]) for n, c in enumerate(new.conversation_ids)],
+                )
+            return await _read_webhook(conn, client_id, webhook_id, with_secret=True)
+
+    async def delete_webhook(self, client_id: str, request_id: uuid.UUID, digest: bytes, webhook_id: uuid.UUID) -> None:
+        """Delete the webhook, its sources and its deliveries (cascade): once this commits no
+        attempt can be claimed for it."""
+        async with self.pool.connection() as conn, conn.transaction():
+            if await _claim(conn, client_id, request_id, "DeleteWebhook", digest, webhook_id) is not None:
+                return
+            cursor = await conn.execute(
+                "DELETE FROM webhooks WHERE webhook_id = %s AND client_id = %s", (webhook_id, client_id)
+            )
+            if cursor.rowcount == 0:
+                raise NotFound(f"webhook_id: no webhook {webhook_id}")  # rolls the claim back too
+
+    # Reads -------------------------------------------------------------------------------
+
+    async def get_webhook(self, client_id: str, webhook_id: uuid.UUID) -> pb.Webhook:
+        async with self.pool.connection() as conn:
+            webhook, _ = await _read_webhook(conn, client_id, webhook_id)
+            return webhook
+
+    async def list_webhooks(
+        self, client_id: str, limit: int, after: tuple[datetime, uuid.UUID] | None
+    ) -> tuple[list[pb.Webhook], tuple[datetime, uuid.UUID] | None]:
+        """One page, newest first, and the position to continue after (None on the last page)."""
+        where, params = "client_id = %s", [client_id]
+        if after is not None:
+            where += " AND (create_time, webhook_id) < (%s, %s)"
+            params += list(after)
+        async with self.pool.connection() as conn:
+            async with conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(
+                    f"SELECT {_WEBHOOK_COLUMNS} FROM webhooks WHERE {where}"
+                    " ORDER BY create_time DESC, webhook_id DESC LIMIT %s",
+                    [*params, limit + 1],  # one more tells whether another page follows
+                )
+                rows = await cur.fetchall()
+            page = rows[:limit]
+            conversations = await _read_conversations(conn, [r["webhook_id"] for r in page])
+        webhooks = [_webhook(r, conversations.get(r["webhook_id"], [])) for r in page]
+        last = page[-1] if len(rows) > limit else None
+        return webhooks, (last["create_time"], last["webhook_id"]) if last else None
+
+    async def list_deliveries(
+        self, client_id: str, webhook_id: uuid.UUID, state: int, limit: int, before_seq: int | None
+    ) -> tuple[list[pb.WebhookDelivery], int | None]:
+        """One page of the delivery log, newest first, and the seq to continue before."""
+        where, params = "webhook_id = %s", [webhook_id]
+        if state:
+            where += " AND state = %s"
+            params.append(state)
+        if before_seq is not None:
+            where += " AND seq < %s"
+            params.append(before_seq)
+        async with self.pool.connection() as conn:
+            await _require_webhook(conn, client_id, webhook_id)
+            async with conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(
+                    "SELECT delivery_id, seq, webhook_id, event_id, event_type, conversation_id, state, attempt_count,"
+                    " last_http_status, last_error, create_time, next_attempt_time, complete_time"
+                    f" FROM webhook_deliveries WHERE {where} ORDER BY seq DESC LIMIT %s",
+                    [*params, limit + 1],
+                )
+                rows = await cur.fetchall()
+                page = rows[:limit]
+                await cur.execute(
+                    "SELECT delivery_id, attempt_number, start_time, duration_seconds, http_status, error"
+                    " FROM webhook_delivery_attempts WHERE delivery_id = ANY(%s) ORDER BY delivery_id, attempt_number",
+                    ([r["delivery_id"] for r in page],),
+                )
+                attempts: dict[uuid.UUID, list[pb.WebhookDeliveryAttempt]] = {}
+                for a in await cur.fetchall():
+                    attempts.setdefault(a["delivery_id"], []).append(_attempt(a))
+        deliveries = [_delivery(r, attempts.get(r["delivery_id"], [])) for r in page]
+        return deliveries, page[-1]["seq"] if len(rows) > limit else None
+
+
+# Idempotency -------------------------------------------------------------------------------
+
+
+async def _claim(
+    conn: AsyncConnection, client_id: str, request_id: uuid.UUID, method: str, digest: bytes, webhook_id: uuid.UUID
+) -> uuid.UUID | None:
+    """Claim request_id for this request; returns the webhook of an earlier identical request."""
+    cursor = await conn.execute(
+        "INSERT INTO webhook_requests (client_id, request_id, method, request_hash, webhook_id)"
+        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (client_id, request_id) DO NOTHING",
+        (client_id, request_id, method, digest, webhook_id),
+    )
+    if cursor.rowcount == 1:
+        return None
+    # A new statement sees the row committed by the request we waited on.
+    earlier = await _earlier(conn, client_id, request_id, method, digest)
+    assert earlier is not None
+    return earlier
+
+
+async def _earlier(
+    conn: AsyncConnection, client_id: str, request_id: uuid.UUID, method: str, digest: bytes
+) -> uuid.UUID | None:
+    row = await (
+        await conn.execute(
+            "SELECT method, request_hash, webhook_id FROM webhook_requests WHERE client_id = %s AND request_id = %s",
+            (client_id, request_id),
+        )
+    ).fetchone()
+    if row is None:
+        return None
+    earlier_method, earlier_digest, webhook_id = row
+    if earlier_method != method or bytes(earlier_digest) != digest:
+        raise AlreadyExists(f"request_id {request_id} was already used for a different request ({earlier_method})")
+    return webhook_id
+
+
+# Rows to messages --------------------------------------------------------------------------
+
+_WEBHOOK_COLUMNS = "webhook_id, url, description, event_types, signing_secret, create_time"
+
+
+async def _require_webhook(conn: AsyncConnection, client_id: str, webhook_id: uuid.UUID) -> None:
+    row = await (
+        await conn.execute("SELECT 1 FROM webhooks WHERE webhook_id = %s AND client_id = %s", (webhook_id, client_id))
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"webhook_id: no webhook {webhook_id}")
+
+
+async def _read_webhook(
+    conn: AsyncConnection, client_id: str, webhook_id: uuid.UUID, with_secret: bool = False
+) -> tuple[pb.Webhook, str]:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            f"SELECT {_WEBHOOK_COLUMNS} FROM webhooks WHERE webhook_id = %s AND client_id = %s", (webhook_id, client_id)
+        )
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"webhook_id: no webhook {webhook_id}")
+    conversations = await _read_conversations(conn, [webhook_id])
+    return _webhook(row, conversations.get(webhook_id, [])), row["signing_secret"] if with_secret else ""
+
+
+async def _read_conversations(conn: AsyncConnection, webhook_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
+    if not webhook_ids:
+        return {}
+    rows = await (
+        await conn.execute(
+            "SELECT webhook_id, conversation_id FROM webhook_sources WHERE webhook_id = ANY(%s)"
+            " ORDER BY webhook_id, position",
+            (webhook_ids,),
+        )
+    ).fetchall()
+    found: dict[uuid.UUID, list[str]] = {}
+    for webhook_id, conversation_id in rows:
+        found.setdefault(webhook_id, []).append(str(conversation_id))
+    return found
+
+
+def _webhook(row: dict, conversation_ids: list[str]) -> pb.Webhook:
+    webhook = pb.Webhook(
+        webhook_id=str(row["webhook_id"]),
+        url=row["url"],
+        description=row["description"],
+        filter=pb.WebhookFilter(
+            conversations=pb.ConversationSet(conversation_ids=conversation_ids), event_types=row["event_types"]
+        ),
+    )
+    webhook.create_time.FromDatetime(row["create_time"])
+    return webhook
+
+
+def _delivery(row: dict, attempts: list[pb.WebhookDeliveryAttempt]) -> pb.WebhookDelivery:
+    delivery = pb.WebhookDelivery(
+        delivery_id=str(row["delivery_id"]),
+        webhook_id=str(row["webhook_id"]),
+        event_id=str(row["event_id"]),
+        event_type=row["event_type"],
+        conversation_id=str(row["conversation_id"]),
+        state=row["state"],
+        attempt_count=row["attempt_count"],
+        last_http_status=row["last_http_status"],
+        last_error=row["last_error"],
+        attempts=attempts,
+    )
+    delivery.create_time.FromDatetime(row["create_time"])
+    if row["state"] == pb.WEBHOOK_DELIVERY_STATE_PENDING and row["next_attempt_time"] is not None:
+        delivery.next_attempt_time.FromDatetime(row["next_attempt_time"])
+    if row["complete_time"] is not None:
+        delivery.complete_time.FromDatetime(row["complete_time"])
+    return delivery
+
+
+def _attempt(row: dict) -> pb.WebhookDeliveryAttempt:
+    attempt = pb.WebhookDeliveryAttempt(
+        attempt_number=row["attempt_number"], http_status=row["http_status"], error=row["error"]
+    )
+    attempt.start_time.FromDatetime(row["start_time"])
+    if row["duration_seconds"] is not None:
+        attempt.duration.FromNanoseconds(int(row["duration_seconds"] * 1e9))
+    return attempt
