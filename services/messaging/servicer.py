@@ -35,6 +35,8 @@ from services.runtime.validation import page_size, require_uuid
 SERVICE = service_pb2.DESCRIPTOR.services_by_name["MessageService"]
 SERVICE_NAME = SERVICE.full_name
 MIGRATIONS = Path(__file__).parent / "migrations"
+# StreamUserEvents' response header with the cursor of where the stream starts (service.proto).
+START_CURSOR_HEADER = "x-chat4all-start-cursor"
 
 
 class MessageService(service_pb2_grpc.MessageServiceServicer):
@@ -106,11 +108,13 @@ class MessageService(service_pb2_grpc.MessageServiceServicer):
         cursor = user_cursor.decode(request.after_cursor, user_id) if request.after_cursor else None
         await self.directory.user(user_id)  # NOT_FOUND for an unknown user
 
-        async def positioned() -> None:
+        async def positioned(start_cursor: str) -> None:
             # Response headers go out once the stream is positioned: a client that waits for
             # them knows every event from then on will reach it (what "after the stream
-            # opens" means for an empty after_cursor).
-            await context.send_initial_metadata(())
+            # opens" means for an empty after_cursor). The start cursor lets a client that
+            # must not miss what follows (a webhook being created) store that point before
+            # any event exists to carry a cursor.
+            await context.send_initial_metadata(((START_CURSOR_HEADER, start_cursor),))
 
         # Closed with the call, so the stream stops listening at once, not when collected.
         async with contextlib.aclosing(self.user_streams.open(user_id, cursor, positioned)) as events:

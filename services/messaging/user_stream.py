@@ -78,10 +78,11 @@ class UserStreams:
         self._last_prune = float("-inf")
 
     def open(
-        self, user_id: str, cursor: UserCursor | None, ready: Callable[[], Awaitable[None]]
+        self, user_id: str, cursor: UserCursor | None, ready: Callable[[str], Awaitable[None]]
     ) -> AsyncIterator[message_pb2.ConversationEvent]:
         """The user's events after `cursor` (None: after now). `ready` is awaited once the
-        stream is positioned: from then on, every new event will be delivered."""
+        stream is positioned, with the cursor of that position: from then on, every new event
+        will be delivered, and resuming from that cursor later delivers the same events."""
         return UserEventStream(self, user_id).events(cursor, ready)
 
     async def save_checkpoint(self, user_id: str, checkpoint_id: bytes, payload: bytes) -> None:
@@ -151,12 +152,12 @@ class UserEventStream:
     # The stream -----------------------------------------------------------------------------
 
     async def events(
-        self, cursor: UserCursor | None, ready: Callable[[], Awaitable[None]]
+        self, cursor: UserCursor | None, ready: Callable[[str], Awaitable[None]]
     ) -> AsyncIterator[message_pb2.ConversationEvent]:
         try:
             with self.shared.watch.watching(self):
                 await self._open(cursor)
-                await ready()
+                await ready(await self._cursor_of_position())
                 async for event in self._follow():
                     yield event
         except psycopg.OperationalError:
@@ -251,12 +252,17 @@ class UserEventStream:
             if not self.follows(conversation_id) or seq <= self.positions.current[conversation_id]:
                 continue
             self.positions.set(conversation_id, seq)
-            if self.positions.needs_checkpoint:
-                checkpoint_id, payload = self.positions.checkpoint()
-                await self.shared.save_checkpoint(self.user_id, checkpoint_id, payload)
-                self.positions.checkpointed(checkpoint_id)
-            event.cursor = self.positions.cursor()
+            event.cursor = await self._cursor_of_position()
             yield event
+
+    async def _cursor_of_position(self) -> str:
+        """The cursor of where the stream stands now; stores a checkpoint first if the
+        positions no longer fit in a cursor."""
+        if self.positions.needs_checkpoint:
+            checkpoint_id, payload = self.positions.checkpoint()
+            await self.shared.save_checkpoint(self.user_id, checkpoint_id, payload)
+            self.positions.checkpointed(checkpoint_id)
+        return self.positions.cursor()
 
     async def _apply_changes(self) -> None:
         changes, self.changes = self.changes, {}

@@ -10,6 +10,7 @@ by the follow-up task, which finishes merges that no client came back for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 
@@ -71,10 +72,15 @@ class MembershipHandover:
                 log.exception("moving a merged user's memberships failed", extra={"source_user_id": str(merge.source_user_id)})
         return finished
 
-    async def follow_up_forever(self, every_seconds: float) -> None:
+    async def follow_up_forever(self, every_seconds: float, stopping: asyncio.Event) -> None:
+        """Until `stopping` is set (checked as well as cancelling the task: a cancellation that
+        lands while a query is being cancelled can be swallowed)."""
         age = datetime.timedelta(seconds=every_seconds)
-        while True:
-            await asyncio.sleep(every_seconds)
+        while not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), every_seconds)
+            if stopping.is_set():
+                return
             try:
                 await self.complete_unfinished(age)
             except Exception:  # noqa: BLE001 - e.g. PostgreSQL briefly away; the task must live on

@@ -192,9 +192,13 @@ async def setup(runtime: Runtime) -> None:
         UserService(UserStore(pool), merges, memberships, cache, announce),
         SERVICE_NAME,
     )
-    follow_up = asyncio.create_task(memberships.follow_up_forever(settings.merge_follow_up_seconds), name="merge follow-up")
+    stopping = asyncio.Event()
+    follow_up = asyncio.create_task(
+        memberships.follow_up_forever(settings.merge_follow_up_seconds, stopping), name="merge follow-up"
+    )
 
     async def stop_follow_up() -> None:
+        stopping.set()
         follow_up.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await follow_up

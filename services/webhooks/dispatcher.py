@@ -32,6 +32,9 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task] = set()
         self._loop: asyncio.Task | None = None
+        # Checked by the loop as well as cancelling it: a cancellation that lands while a query
+        # is being cancelled, or as a wait_for times out, can be swallowed (Python 3.11).
+        self._stopping = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -42,6 +45,8 @@ class Dispatcher:
     async def stop(self) -> None:
         """Claim nothing more and let the attempts in flight finish (their outcome is recorded);
         one that outlasts a POST's timeout is cut short and made again after its lease."""
+        self._stopping = True
+        self._wake.set()
         if self._loop is not None:
             self._loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -54,7 +59,7 @@ class Dispatcher:
 
     async def _run(self) -> None:
         s = self.settings
-        while True:
+        while not self._stopping:
             self._wake.clear()
             free = s.delivery_concurrency - len(self._in_flight)
             claimed: list[Attempt] = []

@@ -1,5 +1,6 @@
-"""Follows MessageService.StreamConversationEvents for every source this replica holds, and
-queues each event for its webhook.
+"""Follows MessageService's streams for every source this replica holds, and queues each event
+for its webhook: StreamConversationEvents for a conversation source, StreamUserEvents for a
+user source.
 
 A supervisor renews this replica's leases every `source_scan_seconds` (at once when a webhook
 is created or deleted here), starts a follower for each source it newly holds, and stops the
@@ -17,17 +18,18 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 import psycopg
+from chat4all.messaging.v1 import message_pb2 as messaging_pb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from services.runtime.errors import ServiceError
 from services.webhooks import metrics, sources
 from services.webhooks.messaging_client import MessagingClient
 from services.webhooks.settings import WebhookSettings
-from services.webhooks.sources import Source, SourceLost
+from services.webhooks.sources import ConversationSource, Source, SourceLost, UserSource
 
 log = logging.getLogger("chat4all.webhooks.followers")
 
@@ -52,9 +54,12 @@ class Followers:
     ) -> None:
         self.pool, self.messaging, self.settings, self.on_queued = pool, messaging, settings, on_queued
         self.owner = owner or replica_name()
-        self._followers: dict[tuple[uuid.UUID, uuid.UUID], asyncio.Task] = {}
+        self._followers: dict[tuple, asyncio.Task] = {}
         self._rescan = asyncio.Event()
         self._supervisor: asyncio.Task | None = None
+        # Checked by the loop as well as cancelling it: a cancellation that lands while a query
+        # is being cancelled, or as a wait_for times out, can be swallowed (Python 3.11).
+        self._stopping = False
 
     def rescan(self) -> None:
         """Look at the sources now: a webhook was created or deleted in this process."""
@@ -64,6 +69,8 @@ class Followers:
         self._supervisor = asyncio.create_task(self._supervise(), name="webhook sources")
 
     async def stop(self) -> None:
+        self._stopping = True
+        self._rescan.set()
         tasks = [t for t in (self._supervisor, *self._followers.values()) if t is not None]
         for task in tasks:
             task.cancel()
@@ -75,7 +82,7 @@ class Followers:
             await sources.release(self.pool, self.owner)
 
     async def _supervise(self) -> None:
-        while True:
+        while not self._stopping:
             self._rescan.clear()
             try:
                 held = await sources.hold(self.pool, self.owner, self.settings.source_lease_seconds)
@@ -96,53 +103,59 @@ class Followers:
                 del self._followers[key]
         for source in held:
             if source.key not in self._followers:
-                self._followers[source.key] = asyncio.create_task(
-                    self._follow(source), name=f"webhook {source.webhook_id} conversation {source.conversation_id}"
-                )
+                self._followers[source.key] = asyncio.create_task(self._follow(source), name=source.label)
         metrics.STREAMS_FOLLOWED.set(len(self._followers))
 
     async def _follow(self, source: Source) -> None:
         cursor = source.cursor
         delay = _RECONNECT_FIRST_SECONDS
         behind_retained_log = False
-        while True:
+        while not self._stopping:
             try:
                 if behind_retained_log:
                     cursor = await self._skip_to_head(source, cursor)
                     behind_retained_log = False
-                async for event in self.messaging.events(source.conversation_id, cursor):
+                async for event in self._events(source, cursor):
                     if await sources.queue_event(self.pool, self.owner, source, event):
                         metrics.EVENTS_QUEUED.inc()
                         self.on_queued()
                     cursor = event.cursor  # only once it is stored
                     delay = _RECONNECT_FIRST_SECONDS
             except SourceLost:
-                log.info("stopped following", extra={"webhook_id": str(source.webhook_id), "conversation_id": str(source.conversation_id)})
+                log.info("stopped following", extra=source.log_fields)
                 return
             except grpc.aio.AioRpcError as error:
                 if error.code() == grpc.StatusCode.OUT_OF_RANGE:
                     behind_retained_log = True
                     continue
                 log.warning(
-                    "conversation stream broke; reopening",
-                    extra={"conversation_id": str(source.conversation_id), "code": error.code().name, "error": error.details()},
+                    "event stream broke; reopening", extra={**source.log_fields, "code": error.code().name, "error": error.details()}
                 )
             except (*_STORE_ERRORS, ServiceError) as error:
-                log.warning("cannot queue events; retrying", extra={"conversation_id": str(source.conversation_id), "error": str(error)})
+                log.warning("cannot queue events; retrying", extra={**source.log_fields, "error": str(error)})
             except Exception:  # noqa: BLE001 - logged, then retried like any other failure
-                log.exception("following a conversation failed; retrying", extra={"conversation_id": str(source.conversation_id)})
+                log.exception("following a stream failed; retrying", extra=source.log_fields)
             # Also after a stream the server ended cleanly: never a tight reconnect loop.
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, _RECONNECT_MAX_SECONDS)
 
     async def _skip_to_head(self, source: Source, cursor: str) -> str:
         """The stored cursor is older than MessageService still keeps: those events are gone for
-        every reader. Say so loudly and go on from the conversation's present."""
-        head = await self.messaging.head_cursor(source.conversation_id)
+        every reader. Say so loudly and go on from the stream's present."""
+        head = await self._head(source)
         await sources.move_cursor(self.pool, self.owner, source, head)
         metrics.EVENTS_SKIPPED.inc()
-        log.error(
-            "events older than the retained log were skipped",
-            extra={"webhook_id": str(source.webhook_id), "conversation_id": str(source.conversation_id), "cursor": cursor},
-        )
+        log.error("events older than the retained log were skipped", extra={**source.log_fields, "cursor": cursor})
         return head
+
+    def _events(self, source: Source, cursor: str) -> AsyncIterator[messaging_pb.ConversationEvent]:
+        if isinstance(source, UserSource):
+            return self.messaging.user_events(source.user_id, cursor)
+        assert isinstance(source, ConversationSource)
+        return self.messaging.events(source.conversation_id, cursor)
+
+    async def _head(self, source: Source) -> str:
+        if isinstance(source, UserSource):
+            return await self.messaging.user_start_cursor(source.user_id)
+        assert isinstance(source, ConversationSource)
+        return await self.messaging.head_cursor(source.conversation_id)

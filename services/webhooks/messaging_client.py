@@ -1,19 +1,23 @@
-"""What this service asks MessageService: where a conversation's event log stands now, and
-its events from a cursor on. Conversation events live in MessageService's tables; this
-service only ever reads them through its public gRPC API."""
+"""What this service asks MessageService: where a conversation's event log or a user's
+event stream stands now, and their events from a cursor on. Conversation events live in
+MessageService's tables; this service only ever reads them through its public gRPC API."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 from chat4all.messaging.v1 import message_pb2, request_response_pb2 as rr, service_pb2_grpc
 
-from services.runtime.errors import NotFound, Unavailable
+from services.runtime.errors import NotFound, ServiceError, Unavailable
 
 # The timeout of proto/chat4all/messaging/v1/messaging_grpc_service_config.json.
 CALL_TIMEOUT_SECONDS = 5.0
+# StreamUserEvents' response header with the cursor of where the stream starts (documented
+# on the RPC in proto/chat4all/messaging/v1/service.proto).
+START_CURSOR_HEADER = "x-chat4all-start-cursor"
 
 
 class MessagingClient:
@@ -39,14 +43,52 @@ class MessagingClient:
     def events(self, conversation_id: uuid.UUID, after_cursor: str) -> AsyncIterator[message_pb2.ConversationEvent]:
         """The conversation's events after the cursor, live, until cancelled or the stream breaks
         (grpc.aio.AioRpcError)."""
-        return self._follow(conversation_id, after_cursor)
+        request = rr.StreamConversationEventsRequest(conversation_id=str(conversation_id), after_cursor=after_cursor)
+        return _events_of(lambda: self._messages.StreamConversationEvents(request))
 
-    async def _follow(self, conversation_id: uuid.UUID, after_cursor: str) -> AsyncIterator[message_pb2.ConversationEvent]:
-        call = self._messages.StreamConversationEvents(
-            rr.StreamConversationEventsRequest(conversation_id=str(conversation_id), after_cursor=after_cursor)
-        )
+    async def user_start_cursor(self, user_id: uuid.UUID) -> str:
+        """A cursor at the user's stream as it stands now: following from it yields exactly the
+        events that happen afterwards, in the conversations the user is in then or joins later.
+        NOT_FOUND for an unknown user.
+
+        StreamUserEvents has no head to list: a stream opened without a cursor is positioned at
+        now and says where in its response headers, which is all that is read here."""
+        call = self._messages.StreamUserEvents(rr.StreamUserEventsRequest(user_id=str(user_id)))
         try:
-            async for response in call:
-                yield response.event
+            async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
+                headers = await call.initial_metadata()
+                start = dict(headers or ()).get(START_CURSOR_HEADER)
+                if start:
+                    return start
+                if not call.done():  # positioned, yet no cursor: a MessageService without it
+                    raise Unavailable("message service sent no start cursor for the user stream")
+                code, details = await call.code(), await call.details()
+        except TimeoutError:
+            raise Unavailable(f"cannot open the event stream of user {user_id}: message service timed out") from None
         finally:
             call.cancel()
+        raise _stream_error(code, details, f"user {user_id}")
+
+    def user_events(self, user_id: uuid.UUID, after_cursor: str) -> AsyncIterator[message_pb2.ConversationEvent]:
+        """The events of every conversation the user is in after the cursor (each carrying a
+        cursor of this user stream), live, until cancelled or the stream breaks."""
+        request = rr.StreamUserEventsRequest(user_id=str(user_id), after_cursor=after_cursor)
+        return _events_of(lambda: self._messages.StreamUserEvents(request))
+
+
+async def _events_of(open_call: Callable[[], grpc.aio.UnaryStreamCall]) -> AsyncIterator[message_pb2.ConversationEvent]:
+    call = open_call()  # opened when first read, so an iterator never read holds no stream
+    try:
+        async for response in call:
+            yield response.event
+    finally:
+        call.cancel()
+
+
+def _stream_error(code: grpc.StatusCode, details: str, what: str) -> ServiceError:
+    if code == grpc.StatusCode.NOT_FOUND:
+        return NotFound(f"{what} does not exist")
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        # Nothing was written yet: the caller may retry with the same request_id.
+        return Unavailable(f"cannot open the event stream of {what}: message service {code.name}")
+    return ServiceError(f"the event stream of {what} failed: message service {code.name}: {details}")  # INTERNAL

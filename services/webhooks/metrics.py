@@ -18,7 +18,9 @@ ATTEMPT_SECONDS = Histogram(
 DELIVERIES_FINISHED = Counter(
     "chat4all_webhook_deliveries_finished_total", "Deliveries that ended, by state.", ["state"]
 )
-STREAMS_FOLLOWED = Gauge("chat4all_webhook_streams_followed", "Conversation streams this process follows now.")
+STREAMS_FOLLOWED = Gauge(
+    "chat4all_webhook_streams_followed", "Event streams (a conversation's or a user's) this process follows now."
+)
 EVENTS_SKIPPED = Counter(
     "chat4all_webhook_events_skipped_total",
     "Times a stream resumed from its head because its cursor was older than the retained event log.",

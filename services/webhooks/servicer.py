@@ -1,6 +1,6 @@
-"""The WebhookService gRPC servicer: checks requests, asks MessageService where the
-conversations' events stand, and leaves the rest to the store; `setup` also starts the
-dispatcher (followers + sender) in the same process."""
+"""The WebhookService gRPC servicer: checks requests, asks MessageService where the streams
+of a new webhook (its conversations', or its user's) stand, and leaves the rest to the store;
+`setup` also starts the dispatcher (followers + sender) in the same process."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from services.runtime import page_tokens
 from services.runtime.app import Runtime
 from services.runtime.callers import client_id
-from services.runtime.errors import InvalidArgument, Unimplemented
+from services.runtime.errors import InvalidArgument
 from services.runtime.idempotency import request_hash
 from services.runtime.validation import page_size, parse_request_id, parse_uuid
 from services.webhooks import sender, signing
@@ -56,13 +56,21 @@ class WebhookService(service_pb2_grpc.WebhookServiceServicer):
         client, digest = client_id(context), request_hash("CreateWebhook", request)
         earlier = await self.store.earlier_create(client, request_id, digest)
         if earlier is None:
-            # Where each conversation stands now: the webhook gets exactly what happens next.
-            heads = await asyncio.gather(*(self.messaging.head_cursor(c) for c in new.conversation_ids))
-            cursors = dict(zip(new.conversation_ids, heads, strict=True))
+            # Where each stream stands now: the webhook gets exactly what happens next.
+            cursors = await self._start_cursors(new)
             earlier = await self.store.create_webhook(client, request_id, digest, new, cursors, signing.new_secret())
             self.on_change()
         webhook, secret = earlier
         return rr.CreateWebhookResponse(webhook=webhook, signing_secret=secret)
+
+    async def _start_cursors(self, new: NewWebhook) -> dict[uuid.UUID, str]:
+        """The cursor each of the webhook's streams starts from; NOT_FOUND for a conversation
+        or user that does not exist."""
+        if new.user_id is not None:
+            # The user stream positioned now: later it also covers conversations joined after.
+            return {new.user_id: await self.messaging.user_start_cursor(new.user_id)}
+        heads = await asyncio.gather(*(self.messaging.head_cursor(c) for c in new.conversation_ids))
+        return dict(zip(new.conversation_ids, heads, strict=True))
 
     async def GetWebhook(self, request: rr.GetWebhookRequest, context: grpc.aio.ServicerContext) -> rr.GetWebhookResponse:
         webhook_id = parse_uuid(request.webhook_id, "webhook_id")
@@ -124,10 +132,19 @@ def _new_webhook(url: str, request: rr.CreateWebhookRequest) -> NewWebhook:
     scope = request.filter.WhichOneof("scope")
     if scope is None:
         raise InvalidArgument("filter: set conversations or user_id")
-    if scope == "user_id":
-        parse_uuid(request.filter.user_id, "filter.user_id")
-        raise Unimplemented("filter.user_id: user-scoped webhooks arrive with MessageService.StreamUserEvents")
-    ids = request.filter.conversations.conversation_ids
+    user_id = parse_uuid(request.filter.user_id, "filter.user_id") if scope == "user_id" else None
+    conversation_ids = _conversation_ids(request.filter.conversations) if scope == "conversations" else []
+    event_types = list(request.filter.event_types)
+    for n, event_type in enumerate(event_types):
+        if event_type not in _EVENT_TYPES:
+            raise InvalidArgument(f"filter.event_types[{n}]: unknown event type {event_type}")
+    if len(request.description) > MAX_DESCRIPTION:
+        raise InvalidArgument(f"description is longer than {MAX_DESCRIPTION} characters")
+    return NewWebhook(url, request.description, conversation_ids, sorted(set(event_types)), user_id)
+
+
+def _conversation_ids(conversations: pb.ConversationSet) -> list[uuid.UUID]:
+    ids = conversations.conversation_ids
     if not ids:
         raise InvalidArgument("filter.conversations.conversation_ids: at least one conversation is required")
     if len(ids) > MAX_CONVERSATIONS:
@@ -135,13 +152,7 @@ def _new_webhook(url: str, request: rr.CreateWebhookRequest) -> NewWebhook:
     conversation_ids = [parse_uuid(c, f"filter.conversations.conversation_ids[{n}]") for n, c in enumerate(ids)]
     if len(set(conversation_ids)) != len(conversation_ids):
         raise InvalidArgument("filter.conversations.conversation_ids: a conversation is listed twice")
-    event_types = list(request.filter.event_types)
-    for n, event_type in enumerate(event_types):
-        if event_type not in _EVENT_TYPES:
-            raise InvalidArgument(f"filter.event_types[{n}]: unknown event type {event_type}")
-    if len(request.description) > MAX_DESCRIPTION:
-        raise InvalidArgument(f"description is longer than {MAX_DESCRIPTION} characters")
-    return NewWebhook(url, request.description, conversation_ids, sorted(set(event_types)))
+    return conversation_ids
 
 
 def _parse_time(value) -> datetime.datetime:

@@ -10,7 +10,7 @@ from services.runtime.config import ConfigError, RuntimeSettings
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class WebhookSettings(RuntimeSettings):
-    # MessageService: conversation streams and where they stand (C4A_MESSAGING_TARGET). The
+    # MessageService: conversation and user streams, where they stand (C4A_MESSAGING_TARGET). The
     # default is the messaging app of the local platform (scripts/platform/local.toml).
     messaging_target: str = "127.0.0.1:18201"
     # One POST may take this long, connection included, before it counts as failed.

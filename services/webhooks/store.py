@@ -25,8 +25,9 @@ from services.runtime.errors import AlreadyExists, NotFound
 class NewWebhook:
     url: str
     description: str
-    conversation_ids: list[uuid.UUID]
+    conversation_ids: list[uuid.UUID]  # conversation-scoped: its conversations; else empty
     event_types: list[int]
+    user_id: uuid.UUID | None = None  # user-scoped: the user whose conversations it follows
 
 
 class WebhookStore:
@@ -53,8 +54,9 @@ class WebhookStore:
         cursors: dict[uuid.UUID, str],
         secret: str,
     ) -> tuple[pb.Webhook, str]:
-        """Store the webhook with a stream source per conversation, starting at `cursors`
-        (where each conversation stood when asked), and return it with its secret."""
+        """Store the webhook with its stream sources, one per conversation or one for its user,
+        each starting at its cursor in `cursors` (keyed by conversation id, or by the user id:
+        where that stream stood when asked), and return it with its secret."""
         webhook_id = uuid.uuid4()
         async with self.pool.connection() as conn, conn.transaction():
             earlier = await _claim(conn, client_id, request_id, "CreateWebhook", digest, webhook_id)
@@ -65,6 +67,11 @@ class WebhookStore:
                 " VALUES (%s, %s, %s, %s, %s, %s)",
                 (webhook_id, client_id, new.url, new.description, new.event_types, secret),
             )
+            if new.user_id is not None:
+                await conn.execute(
+                    "INSERT INTO webhook_user_sources (webhook_id, user_id, cursor) VALUES (%s, %s, %s)",
+                    (webhook_id, new.user_id, cursors[new.user_id]),
+                )
             async with conn.cursor() as cur:
                 await cur.executemany(
                     "INSERT INTO webhook_sources (webhook_id, conversation_id, position, cursor) VALUES (%s, %s, %s, %s)",
@@ -108,8 +115,8 @@ class WebhookStore:
                 )
                 rows = await cur.fetchall()
             page = rows[:limit]
-            conversations = await _read_conversations(conn, [r["webhook_id"] for r in page])
-        webhooks = [_webhook(r, conversations.get(r["webhook_id"], [])) for r in page]
+            scopes = await _read_scopes(conn, [r["webhook_id"] for r in page])
+        webhooks = [_webhook(r, scopes[r["webhook_id"]]) for r in page]
         last = page[-1] if len(rows) > limit else None
         return webhooks, (last["create_time"], last["webhook_id"]) if last else None
 
@@ -207,13 +214,16 @@ async def _read_webhook(
         row = await cur.fetchone()
     if row is None:
         raise NotFound(f"webhook_id: no webhook {webhook_id}")
-    conversations = await _read_conversations(conn, [webhook_id])
-    return _webhook(row, conversations.get(webhook_id, [])), row["signing_secret"] if with_secret else ""
+    scopes = await _read_scopes(conn, [webhook_id])
+    return _webhook(row, scopes[webhook_id]), row["signing_secret"] if with_secret else ""
 
 
-async def _read_conversations(conn: AsyncConnection, webhook_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
+async def _read_scopes(conn: AsyncConnection, webhook_ids: list[uuid.UUID]) -> dict[uuid.UUID, pb.WebhookFilter]:
+    """Each webhook's filter scope, read from its sources: its conversations in the order the
+    client gave them, or its user."""
+    found = {webhook_id: pb.WebhookFilter() for webhook_id in webhook_ids}
     if not webhook_ids:
-        return {}
+        return found
     rows = await (
         await conn.execute(
             "SELECT webhook_id, conversation_id FROM webhook_sources WHERE webhook_id = ANY(%s)"
@@ -221,21 +231,21 @@ async def _read_conversations(conn: AsyncConnection, webhook_ids: list[uuid.UUID
             (webhook_ids,),
         )
     ).fetchall()
-    found: dict[uuid.UUID, list[str]] = {}
     for webhook_id, conversation_id in rows:
-        found.setdefault(webhook_id, []).append(str(conversation_id))
+        found[webhook_id].conversations.conversation_ids.append(str(conversation_id))
+    rows = await (
+        await conn.execute("SELECT webhook_id, user_id FROM webhook_user_sources WHERE webhook_id = ANY(%s)", (webhook_ids,))
+    ).fetchall()
+    for webhook_id, user_id in rows:
+        found[webhook_id].user_id = str(user_id)
     return found
 
 
-def _webhook(row: dict, conversation_ids: list[str]) -> pb.Webhook:
+def _webhook(row: dict, scope: pb.WebhookFilter) -> pb.Webhook:
     webhook = pb.Webhook(
-        webhook_id=str(row["webhook_id"]),
-        url=row["url"],
-        description=row["description"],
-        filter=pb.WebhookFilter(
-            conversations=pb.ConversationSet(conversation_ids=conversation_ids), event_types=row["event_types"]
-        ),
+        webhook_id=str(row["webhook_id"]), url=row["url"], description=row["description"], filter=scope
     )
+    webhook.filter.event_types.extend(row["event_types"])
     webhook.create_time.FromDatetime(row["create_time"])
     return webhook
 

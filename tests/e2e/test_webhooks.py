@@ -11,17 +11,22 @@ import asyncio
 import hashlib
 import hmac
 import json
+import signal
 import time
 import uuid
 
 import grpc
 import pytest
+from chat4all.conversations.v1 import message_pb2 as conversation_pb2
+from chat4all.conversations.v1 import request_response_pb2 as conversation_requests
+from chat4all.messaging.v1 import request_response_pb2 as messaging_requests
 from chat4all.webhooks.v1 import message_pb2 as pb
 from chat4all.webhooks.v1 import request_response_pb2 as rr
 from chat4all.webhooks.v1 import service_pb2_grpc
 from google.protobuf import json_format
 
 from tests.e2e.test_internal_delivery import send_request
+from tests.e2e.test_user_streams import content, conversation_events, wait_until_sent
 from tests.support.webhook_receiver import WebhookReceiver, always, fail_first
 
 MAX_ATTEMPTS = 4
@@ -72,6 +77,12 @@ class Hooks:
             filter=pb.WebhookFilter(conversations=pb.ConversationSet(conversation_ids=conversations), event_types=list(types)),
         )
         return await self.stub.CreateWebhook(request, metadata=metadata or self.metadata)
+
+    async def create_for_user(self, url: str, user_id: str, types=()):
+        request = rr.CreateWebhookRequest(
+            request_id=str(uuid.uuid4()), url=url, filter=pb.WebhookFilter(user_id=user_id, event_types=list(types))
+        )
+        return await self.stub.CreateWebhook(request, metadata=self.metadata)
 
     async def deliveries(self, webhook_id: str, state: int = 0) -> list[pb.WebhookDelivery]:
         reply = await self.stub.ListWebhookDeliveries(
@@ -304,8 +315,10 @@ async def test_create_is_idempotent_and_checks_its_request(api, hooks, receiver)
     assert (await code_of(hooks.create(url, [conversation_id], request_id="not-a-uuid")))[0] == grpc.StatusCode.INVALID_ARGUMENT
     code, details = await code_of(hooks.create(url, [str(uuid.uuid4())]))
     assert code == grpc.StatusCode.NOT_FOUND and "conversation" in details
-    user_scoped = rr.CreateWebhookRequest(request_id=str(uuid.uuid4()), url=url, filter=pb.WebhookFilter(user_id=str(uuid.uuid4())))
-    assert (await code_of(hooks.stub.CreateWebhook(user_scoped, metadata=hooks.metadata)))[0] == grpc.StatusCode.UNIMPLEMENTED
+    code, details = await code_of(hooks.create_for_user(url, str(uuid.uuid4())))
+    assert code == grpc.StatusCode.NOT_FOUND and "user" in details
+    code, details = await code_of(hooks.create_for_user(url, "nope"))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "filter.user_id" in details
 
     unknown = str(uuid.uuid4())
     assert (await code_of(hooks.stub.GetWebhook(rr.GetWebhookRequest(webhook_id=unknown), metadata=hooks.metadata)))[0] == grpc.StatusCode.NOT_FOUND
@@ -335,3 +348,127 @@ async def test_list_webhooks_pages_through_the_callers_webhooks_newest_first(api
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await hooks.stub.ListWebhooks(rr.ListWebhooksRequest(page_token="garbage"), metadata=hooks.metadata)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+# User-scoped webhooks ---------------------------------------------------------------------------
+
+
+async def events_cursor(api, conversation_id: str) -> str:
+    """Where the conversation's own stream stands now, to compare a webhook's events with it."""
+    request = messaging_requests.ListMessagesRequest(conversation_id=conversation_id, page_size=1)
+    return (await api.messages.ListMessages(request)).events_cursor
+
+
+async def add_member(api, conversation_id: str, user_id: str) -> None:
+    await api.conversations.AddMember(conversation_requests.AddMemberRequest(
+        request_id=str(uuid.uuid4()), conversation_id=conversation_id, member=conversation_pb2.Member(user_id=user_id)
+    ))
+
+
+async def test_a_user_webhook_gets_each_event_of_the_users_conversations_once_in_order(api, hooks, receiver):
+    alice, bob, carol, dan = [await api.user(name) for name in ("Alice", "Bob", "Carol", "Dan")]
+    direct, group = await api.conversation(alice, bob), await api.conversation(alice, bob, carol)
+    elsewhere = await api.conversation(bob, carol)  # never Alice's
+    club = await api.conversation(bob, carol, dan)  # Alice joins it after the webhook exists
+    old = await send(api, direct, alice, "before the webhook")
+    await wait_until_sent(api, old, 1)  # its SENT too: nothing of it happens after the creation
+    starts = {c: await events_cursor(api, c) for c in (direct, group)}
+
+    created = await hooks.create_for_user(receiver.url("alice"), alice)  # every event type
+    assert created.webhook.filter.WhichOneof("scope") == "user_id" and created.webhook.filter.user_id == alice
+    got = await hooks.stub.GetWebhook(rr.GetWebhookRequest(webhook_id=created.webhook.webhook_id), metadata=hooks.metadata)
+    assert got.webhook == created.webhook
+    # The same conversation through a conversation-scoped webhook: one event, one id.
+    per_conversation = await hooks.create(receiver.url("direct-only"), [direct])
+
+    for conversation_id, sender, text in [
+        (direct, alice, "d1"), (group, carol, "g1"), (elsewhere, bob, "not for Alice"), (direct, bob, "d2"), (group, alice, "g2"),
+    ]:
+        await send(api, conversation_id, sender, text)
+    said_before = await send(api, club, bob, "before Alice joined")
+    await wait_until_sent(api, said_before, 2)  # settled before the join, statuses included
+    await add_member(api, club, alice)
+    starts[club] = await events_cursor(api, club)
+    await send(api, club, carol, "welcome Alice")
+
+    # Each message: message_created, then SENT for each internal recipient.
+    expected = {direct: 2 * 2, group: 2 * 3, club: 1 + 3}
+    total = sum(expected.values())
+    await receiver.wait_for(lambda: len(receiver.accepted("alice")) >= total, what="the user's events")
+    await receiver.wait_for(lambda: len(receiver.accepted("direct-only")) >= expected[direct], what="the direct webhook")
+    await asyncio.sleep(1.0)  # anything extra would have arrived by now
+    received = [event_of(r) for r in receiver.accepted("alice")]
+    assert len(received) == total and len(receiver.to("alice")) == total
+    assert len({e.event_id for e in received}) == total  # each event once
+    assert {e.event.conversation_id for e in received} == set(expected)  # nothing from elsewhere
+    assert {e.event.message_created.content.text for e in received if e.event.HasField("message_created")} == {
+        "d1", "d2", "g1", "g2", "welcome Alice"
+    }
+    for conversation_id, count in expected.items():
+        # Exactly the conversation's own stream from the creation (from the join, for the club), in its order.
+        mine = [content(e.event) for e in received if e.event.conversation_id == conversation_id]
+        own = await conversation_events(api, conversation_id, starts[conversation_id], count)
+        assert len(mine) == count and mine == [content(e) for e in own], conversation_id
+
+    ids_by_event = {content(e.event): e.event_id for e in received if e.event.conversation_id == direct}
+    direct_only = [event_of(r) for r in receiver.accepted("direct-only")]
+    assert {content(e.event): e.event_id for e in direct_only} == ids_by_event
+
+    log = await wait_for_deliveries(hooks, created.webhook.webhook_id, lambda d: len(d) == total)
+    assert all(d.state == State.WEBHOOK_DELIVERY_STATE_DELIVERED and d.attempt_count == 1 for d in log)
+    assert {d.event_id: d.conversation_id for d in log} == {e.event_id: e.event.conversation_id for e in received}
+    await hooks.delete(per_conversation.webhook.webhook_id)
+
+
+async def test_a_user_webhook_loses_nothing_and_queues_nothing_twice_across_restarts(stack, webhooks_env, api, hooks, receiver):
+    alice, bob, carol = await api.user("Alice"), await api.user("Bob"), await api.user("Carol")
+    direct, group = await api.conversation(alice, bob), await api.conversation(alice, bob, carol)
+    created = await hooks.create_for_user(receiver.url("user-restart"), alice, MESSAGE_CREATED)
+    webhook_id = created.webhook.webhook_id
+
+    async def stop(kill: bool = False) -> None:
+        process = stack.services["webhooks"].process
+        if kill:  # no graceful hand-over: the next process takes the stream once its lease lapses
+            process.signal(signal.SIGKILL)
+            await asyncio.to_thread(process.proc.wait, 10)
+        await asyncio.to_thread(stack.stop, "webhooks")
+
+    async def start() -> Hooks:
+        service = await asyncio.to_thread(stack.start, "webhooks", "services.webhooks", webhooks_env)
+        client = Hooks(service.target)
+        client.metadata = hooks.metadata
+        return client
+
+    async def accepted(count: int) -> None:
+        await receiver.wait_for(lambda: len(receiver.accepted("user-restart")) >= count, what=f"{count} events")
+
+    # Stopped before its first event: the start cursor stored at creation is all it has.
+    await stop()
+    await send(api, direct, bob, "m1")
+    await asyncio.sleep(0.5)
+    client = await start()
+    await accepted(1)
+    await send(api, group, carol, "m2")
+    await accepted(2)
+    # Killed only once both outcomes are recorded, so no attempt is in flight.
+    await wait_for_deliveries(client, webhook_id, lambda d: len(d) == 2 and all(x.state == State.WEBHOOK_DELIVERY_STATE_DELIVERED for x in d))
+    await client.channel.close()
+
+    await stop(kill=True)
+    for conversation_id, sender, text in ((direct, bob, "m3"), (group, carol, "m4"), (direct, alice, "m5")):
+        await send(api, conversation_id, sender, text)  # while no process follows the stream
+    client = await start()
+    try:
+        await accepted(5)
+        await send(api, group, bob, "m6")
+        await accepted(6)
+        await asyncio.sleep(0.5)
+        log = await client.deliveries(webhook_id)
+    finally:
+        await client.channel.close()
+
+    received = [event_of(r) for r in receiver.to("user-restart")]
+    assert sorted(e.event.message_created.content.text for e in received) == ["m1", "m2", "m3", "m4", "m5", "m6"]
+    in_order = {c: [e.event.message_created.content.text for e in received if e.event.conversation_id == c] for c in (direct, group)}
+    assert in_order == {direct: ["m1", "m3", "m5"], group: ["m2", "m4", "m6"]}
+    assert [(d.state, d.attempt_count) for d in log] == [(State.WEBHOOK_DELIVERY_STATE_DELIVERED, 1)] * 6

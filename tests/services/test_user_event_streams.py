@@ -214,6 +214,34 @@ async def test_events_of_every_conversation_arrive_in_order_and_resume_exactly(p
         assert [describe(e) for e in await latest.take(1)] == [news]
 
 
+async def test_the_start_cursor_in_the_headers_resumes_from_where_the_stream_opened(platform):
+    alice, bob = await platform.user("Alice"), await platform.user("Bob")
+    direct = await platform.direct(alice, bob)
+    # More conversations than a cursor holds: the start cursor needs a checkpoint at once.
+    groups = [await platform.group(bob, alice) for _ in range(MAX_CURSOR_ENTRIES + 1)]
+    await platform.post(direct, "before the stream opened")
+    await platform.post(groups[0], "before too")
+
+    call = platform.messages.StreamUserEvents(msg_rr.StreamUserEventsRequest(user_id=alice))
+    headers = dict(await asyncio.wait_for(call.initial_metadata(), 10))
+    call.cancel()  # no event has been read: the header alone says where the stream started
+    start = headers["x-chat4all-start-cursor"]
+    assert 0 < len(start) <= MAX_CURSOR_CHARS
+
+    # While nobody reads: news in old conversations and in one joined after the start.
+    written = [await platform.post(direct, "after"), await platform.post(groups[-1], "in a group")]
+    joined = await platform.group(bob, alice)
+    written.append(await platform.post(joined, "joined after the start"))
+    async with platform.stream(alice, start) as resumed:
+        got = await resumed.take(len(written))
+        await resumed.nothing_more()
+    assert sorted(describe(e) for e in got) == sorted(written)
+
+    # Another user's start cursor is not this stream's.
+    error = await stream_error(platform.messages, bob, start)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 async def test_cursors_stay_small_for_a_user_in_many_conversations(platform, postgres_dsn):
     alice, bob = await platform.user("Alice"), await platform.user("Bob")
     groups = [await platform.group(bob, alice) for _ in range(MAX_CURSOR_ENTRIES + 8)]

@@ -1,7 +1,8 @@
 """The delivery queue and dispatcher on real PostgreSQL and a real HTTP endpoint, fed with
 events queued the way the stream followers queue them: conversation order kept by lanes even
 with two dispatchers (replicas) and failing attempts, an attempt cut short made again after its
-lease, and a stream source that queues an event once and only while it holds the source."""
+lease, and a stream source, of a conversation or of a user, that queues an event once and only
+while it holds the source."""
 
 from __future__ import annotations
 
@@ -64,6 +65,14 @@ async def webhook(pool, url: str, conversations: list[uuid.UUID]) -> uuid.UUID:
     created, _ = await WebhookStore(pool).create_webhook(
         "test", uuid.uuid4(), b"digest", NewWebhook(url, "", conversations, []), {c: "start" for c in conversations}, "whsec_x"
     )
+    return uuid.UUID(created.webhook_id)
+
+
+async def user_webhook(pool, url: str, user_id: uuid.UUID) -> uuid.UUID:
+    created, _ = await WebhookStore(pool).create_webhook(
+        "test", uuid.uuid4(), b"digest", NewWebhook(url, "", [], [], user_id), {user_id: "start"}, "whsec_x"
+    )
+    assert created.filter.WhichOneof("scope") == "user_id" and created.filter.user_id == str(user_id)
     return uuid.UUID(created.webhook_id)
 
 
@@ -210,3 +219,46 @@ def host_name_on_loopback() -> bool:
     except OSError:
         return False
     return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
+
+
+async def test_a_user_source_queues_each_event_once_in_its_own_conversations_lane(pool, receiver):
+    user, first, second = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    webhook_id = await user_webhook(pool, receiver.url("user"), user)
+    [source] = await sources.hold(pool, FEEDER, 30)
+    assert isinstance(source, sources.UserSource) and (source.user_id, source.cursor) == (user, "start")
+
+    # One user stream interleaves the conversations; every event carries a cursor of that stream.
+    stream = [event(first, 0), event(second, 0), event(first, 1), event(second, 1), event(first, 2)]
+    for n, item in enumerate(stream):
+        item.cursor = f"user-stream-{n}"
+        assert await sources.queue_event(pool, FEEDER, source, item)
+    assert await query(pool.conninfo, "SELECT cursor FROM webhook_user_sources") == [("user-stream-4",)]
+    assert not await sources.queue_event(pool, FEEDER, source, stream[-1])  # read twice: queued once
+    lanes = await query(pool.conninfo, "SELECT conversation_id, count(*) FROM webhook_deliveries GROUP BY 1")
+    assert dict(lanes) == {first: 3, second: 2}
+
+    # Each conversation keeps its order through failures, with two dispatchers.
+    rng = random.Random(7)
+    receiver.answer("user", lambda n: 500 if rng.random() < 0.3 else 200)
+    dispatchers = await running(pool, settings(), settings())
+    try:
+        await all_finished(pool, len(stream))
+    finally:
+        await stopped(dispatchers)
+    for conversation, count in ((first, 3), (second, 2)):
+        seen = [text(r)[1] for r in receiver.to("user") if text(r)[0] == str(conversation)]
+        accepted = [text(r)[1] for r in receiver.accepted("user") if text(r)[0] == str(conversation)]
+        assert accepted == list(range(count)) and seen == sorted(seen), conversation
+    assert {r.headers["X-Chat4All-Webhook-Id"] for r in receiver.requests} == {str(webhook_id)}
+
+    # Leased like a conversation source: taken over only once the lease lapses, and then the
+    # former holder can no longer move the cursor.
+    assert await sources.hold(pool, "other-replica", 30) == []
+    async with pool.connection() as conn:
+        await conn.execute("UPDATE webhook_user_sources SET lease_until = now() - interval '1 second'")
+    [taken] = await sources.hold(pool, "other-replica", 30)
+    assert taken.key == source.key and taken.cursor == "user-stream-4"
+    with pytest.raises(SourceLost):
+        await sources.queue_event(pool, FEEDER, source, event(first, 3))
+    await sources.release(pool, "other-replica")
+    assert await query(pool.conninfo, "SELECT lease_owner FROM webhook_user_sources") == [(None,)]

@@ -133,8 +133,8 @@ def test_the_body_is_the_event_in_rest_json_with_a_stable_event_id():
     first, again = payloads.payload(webhook_id, event), payloads.payload(webhook_id, event)
     assert first == again
     assert payloads.payload(uuid.uuid4(), event).event_id == first.event_id  # every webhook: the same id
-    other = messaging_pb.ConversationEvent(cursor="abd", conversation_id=conversation_id)
-    assert payloads.event_id(other) != first.event_id
+    other = messaging_pb.ConversationEvent(cursor="abc", conversation_id=conversation_id)
+    assert payloads.event_id(other) != first.event_id  # another event: another id
 
     body = json.loads(first.body)
     assert body["eventId"] == str(first.event_id)
@@ -145,6 +145,40 @@ def test_the_body_is_the_event_in_rest_json_with_a_stable_event_id():
     parsed = json_format.Parse(first.body, pb.WebhookEvent())
     assert parsed.event == event
     assert first.event_type == pb.WEBHOOK_EVENT_TYPE_MESSAGE_CREATED
+
+
+def test_one_event_has_one_id_whichever_stream_carried_it():
+    """StreamConversationEvents and StreamUserEvents send the same stored event with different
+    cursors; conversation- and user-scoped webhooks must still give it the same id."""
+    conversation_id = str(uuid.uuid4())
+    stored = messaging_pb.ConversationEvent(
+        conversation_id=conversation_id,
+        delivery_status_changed=messaging_pb.DeliveryUpdate(
+            message_id=str(uuid.uuid4()), recipient=messaging_pb.Recipient(user_id=str(uuid.uuid4())),
+            change=messaging_pb.StatusChange(status=messaging_pb.DELIVERY_STATUS_SENT),
+        ),
+    )
+    stored.occur_time.FromNanoseconds(1_700_000_000_123_456_789)
+    on_conversation_stream, on_user_stream = messaging_pb.ConversationEvent(), messaging_pb.ConversationEvent()
+    on_conversation_stream.CopyFrom(stored)
+    on_conversation_stream.cursor = "eyJzIjoiZXZlbnRzOi4uLiIsInEiOjd9"
+    on_user_stream.CopyFrom(stored)
+    on_user_stream.cursor = "AZ3x-a-user-stream-cursor"
+    assert payloads.event_id(on_conversation_stream) == payloads.event_id(on_user_stream)
+    # Parsed back from its bytes, as a stream delivers it: still the same id.
+    assert payloads.event_id(messaging_pb.ConversationEvent.FromString(on_user_stream.SerializeToString())) == (
+        payloads.event_id(on_conversation_stream)
+    )
+
+    # Anything else that differs is another event: the next status, or a nanosecond later.
+    read = messaging_pb.ConversationEvent()
+    read.CopyFrom(on_user_stream)
+    read.delivery_status_changed.change.status = messaging_pb.DELIVERY_STATUS_READ
+    later = messaging_pb.ConversationEvent()
+    later.CopyFrom(on_user_stream)
+    later.occur_time.FromNanoseconds(1_700_000_000_123_456_790)
+    ids = {payloads.event_id(e) for e in (on_user_stream, read, later)}
+    assert len(ids) == 3
 
 
 def test_settings_refuse_nonsense():

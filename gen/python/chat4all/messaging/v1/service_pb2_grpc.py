@@ -154,6 +154,11 @@ class MessageServiceServicer:
         member of, until the client cancels. Same cursor and resume semantics as
         StreamConversationEvents; events of one conversation stay in order.
 
+        The response headers are sent once the stream is positioned (every event from then on
+        will be delivered) and carry x-chat4all-start-cursor: the cursor of that position. Passed
+        as after_cursor later, it delivers every event after the point the stream started at,
+        so a client can store where it starts before any event arrives.
+
         Errors:
         NOT_FOUND: the user does not exist.
         INVALID_ARGUMENT: after_cursor is malformed or belongs to another user's stream.

@@ -42,8 +42,10 @@ class WebhookServiceStub:
     the timeout, 10 s by default) is retried with exponential backoff and jitter, up to 8 attempts
     by default, after which the delivery is DEAD_LETTERED with its last error. Events of one
     conversation are delivered in conversation order: an event is not sent before the previous
-    one of its conversation was accepted or dead-lettered. Delivery is at-least-once (an attempt
-    whose answer was lost is sent again), so receivers deduplicate on X-Chat4All-Event-Id.
+    one of its conversation was accepted or dead-lettered. Events of different conversations (a
+    webhook scoped to several conversations, or to a user) go independently, in no set order.
+    Delivery is at-least-once (an attempt whose answer was lost is sent again), so receivers
+    deduplicate on X-Chat4All-Event-Id.
 
     Verifying a request (receivers must): take X-Chat4All-Timestamp and the raw body bytes as
     received (before any JSON parsing), compute HMAC-SHA256 with the signing secret's UTF-8 bytes
@@ -109,8 +111,10 @@ class WebhookServiceServicer:
     the timeout, 10 s by default) is retried with exponential backoff and jitter, up to 8 attempts
     by default, after which the delivery is DEAD_LETTERED with its last error. Events of one
     conversation are delivered in conversation order: an event is not sent before the previous
-    one of its conversation was accepted or dead-lettered. Delivery is at-least-once (an attempt
-    whose answer was lost is sent again), so receivers deduplicate on X-Chat4All-Event-Id.
+    one of its conversation was accepted or dead-lettered. Events of different conversations (a
+    webhook scoped to several conversations, or to a user) go independently, in no set order.
+    Delivery is at-least-once (an attempt whose answer was lost is sent again), so receivers
+    deduplicate on X-Chat4All-Event-Id.
 
     Verifying a request (receivers must): take X-Chat4All-Timestamp and the raw body bytes as
     received (before any JSON parsing), compute HMAC-SHA256 with the signing secret's UTF-8 bytes
@@ -128,16 +132,17 @@ class WebhookServiceServicer:
 
     def CreateWebhook(self, request, context):
         """Registers a webhook and returns it with its signing secret, shown only in this response.
-        It receives the events that happen after it was created.
+        It receives the events that happen after it was created; scoped to a user, also those of
+        conversations the user joins later, from the join on.
 
         Errors:
         INVALID_ARGUMENT: url is not an absolute http(s) URL (or names a private address this
         deployment does not deliver to), no scope, no conversation or more than 100, a
-        conversation id listed twice or not a UUID.
-        NOT_FOUND: a conversation does not exist.
-        UNIMPLEMENTED: filter.user_id: user-scoped webhooks need MessageService.StreamUserEvents.
+        conversation id listed twice or not a UUID, filter.user_id not a UUID.
+        NOT_FOUND: a conversation, or the user of filter.user_id, does not exist.
         ALREADY_EXISTS: request_id was already used for a different request.
-        UNAVAILABLE: MessageService could not be asked where the conversations' events stand.
+        UNAVAILABLE: MessageService could not be asked where the conversations' (or the user's)
+        events stand.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -240,8 +245,10 @@ class WebhookService:
     the timeout, 10 s by default) is retried with exponential backoff and jitter, up to 8 attempts
     by default, after which the delivery is DEAD_LETTERED with its last error. Events of one
     conversation are delivered in conversation order: an event is not sent before the previous
-    one of its conversation was accepted or dead-lettered. Delivery is at-least-once (an attempt
-    whose answer was lost is sent again), so receivers deduplicate on X-Chat4All-Event-Id.
+    one of its conversation was accepted or dead-lettered. Events of different conversations (a
+    webhook scoped to several conversations, or to a user) go independently, in no set order.
+    Delivery is at-least-once (an attempt whose answer was lost is sent again), so receivers
+    deduplicate on X-Chat4All-Event-Id.
 
     Verifying a request (receivers must): take X-Chat4All-Timestamp and the raw body bytes as
     received (before any JSON parsing), compute HMAC-SHA256 with the signing secret's UTF-8 bytes
