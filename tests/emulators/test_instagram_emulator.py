@@ -9,7 +9,6 @@ import base64
 import hashlib
 import hmac
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.emulators.meta_emulator import control, start_meta_emulator
 from tests.emulators.meta_receiver import MetaWebhookReceiver
-from tests.support.ports import free_port, wait_for_port
 from tests.support.processes import ChildProcess
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "local-access-token"
 APP_SECRET = "local-app-secret"
 VERIFY_TOKEN = "local-verify-token"
@@ -31,20 +29,9 @@ USER = "6543219876543210"
 MiB = 1024 * 1024
 
 
-def start_emulator(log_dir: Path, name: str, *extra: str, env: dict[str, str] | None = None) -> tuple[ChildProcess, str]:
-    port = free_port()
-    process = ChildProcess(
-        name,
-        [sys.executable, "-m", "connectors.emulators.instagram", "--host", "127.0.0.1", "--port", str(port),
-         "--seed", "4321", "--webhook-initial-backoff", "0.2", "--webhook-max-attempts", "4", *extra],
-        log_dir, env=env, cwd=REPO_ROOT,
-    )
-    try:
-        wait_for_port(port, timeout=20)
-    except TimeoutError:
-        process.stop()
-        raise AssertionError(f"the emulator did not start:\n{process.log_text()}") from None
-    return process, f"http://127.0.0.1:{port}"
+def start_emulator(log_dir: Path, name: str, *extra: str, env: dict[str, str] | None = None,
+                   port: int | None = None) -> tuple[ChildProcess, str]:
+    return start_meta_emulator(log_dir, "instagram", name, 4321, *extra, env=env, port=port)
 
 
 @pytest.fixture(scope="module")
@@ -88,14 +75,6 @@ def text(body: str, user: str = USER) -> dict[str, Any]:
 
 def attachment(kind: str, url: str, user: str = USER) -> dict[str, Any]:
     return {"recipient": {"id": user}, "message": {"attachment": {"type": kind, "payload": {"url": url}}}}
-
-
-async def control(http: aiohttp.ClientSession, base: str, verb: str, path: str, body: Any = None,
-                  expect: int = 200) -> dict[str, Any]:
-    async with http.request(verb, f"{base}/_emulator/{path}", json=body) as response:
-        payload = await response.json()
-        assert response.status == expect, payload
-        return payload
 
 
 async def open_window(http: aiohttp.ClientSession, base: str, user: str = USER, ago_s: float = 60) -> None:

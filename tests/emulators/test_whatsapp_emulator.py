@@ -10,7 +10,6 @@ import hashlib
 import hmac
 import json
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.emulators.meta_emulator import control, start_meta_emulator
 from tests.emulators.meta_receiver import MetaWebhookReceiver
-from tests.support.ports import free_port, wait_for_port
+from tests.support.ports import free_port
 from tests.support.processes import ChildProcess
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "local-access-token"
 APP_SECRET = "local-app-secret"
 VERIFY_TOKEN = "local-verify-token"
@@ -34,18 +33,7 @@ MiB = 1024 * 1024
 
 def start_emulator(log_dir: Path, name: str, *extra: str, env: dict[str, str] | None = None,
                    port: int | None = None) -> tuple[ChildProcess, str]:
-    port = port or free_port()
-    argv = [sys.executable, "-m", "connectors.emulators.whatsapp", "--host", "127.0.0.1", "--seed", "1234",
-            "--webhook-initial-backoff", "0.2", "--webhook-max-attempts", "4", *extra]
-    if env is None or "C4A_EMULATOR_PORT" not in env:
-        argv += ["--port", str(port)]
-    process = ChildProcess(name, argv, log_dir, env=env, cwd=REPO_ROOT)
-    try:
-        wait_for_port(port, timeout=20)
-    except TimeoutError:
-        process.stop()
-        raise AssertionError(f"the emulator did not start:\n{process.log_text()}") from None
-    return process, f"http://127.0.0.1:{port}"
+    return start_meta_emulator(log_dir, "whatsapp", name, 1234, *extra, env=env, port=port)
 
 
 @pytest.fixture(scope="module")
@@ -86,14 +74,6 @@ async def graph(http: aiohttp.ClientSession, base: str, verb: str, path: str, bo
 async def send(http: aiohttp.ClientSession, base: str, body: dict[str, Any], phone_id: str = PHONE_ID,
                headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:
     return await graph(http, base, "POST", f"{phone_id}/messages", {"messaging_product": "whatsapp", **body}, headers)
-
-
-async def control(http: aiohttp.ClientSession, base: str, verb: str, path: str, body: Any = None,
-                  expect: int = 200) -> dict[str, Any]:
-    async with http.request(verb, f"{base}/_emulator/{path}", json=body) as response:
-        payload = await response.json()
-        assert response.status == expect, payload
-        return payload
 
 
 async def open_window(http: aiohttp.ClientSession, base: str, wa_id: str = USER, ago_s: float = 60) -> None:
