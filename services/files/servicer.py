@@ -1,24 +1,124 @@
-"""The FileService gRPC servicer.
-
-No logic has landed yet (it comes with the files and attachments work):
-every RPC answers UNIMPLEMENTED, never a fake success. The generated base
-class raises NotImplementedError and the runtime's interceptor turns that
-into the status.
-"""
+"""The FileService gRPC servicer: checks requests, then leaves uploads to `uploads`, metadata
+to the store and bytes to object storage (clients move them through presigned URLs)."""
 
 from __future__ import annotations
 
-from chat4all.files.v1 import service_pb2, service_pb2_grpc
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
+import grpc
+from chat4all.files.v1 import message_pb2, request_response_pb2 as rr, service_pb2, service_pb2_grpc
+
+from services.files.object_store import ObjectStore
+from services.files.settings import FileSettings
+from services.files.store import FileStore
+from services.files.uploads import MAX_FILE_BYTES, NewUpload, Uploads
 from services.runtime.app import Runtime
+from services.runtime.errors import FailedPrecondition, InvalidArgument
+from services.runtime.idempotency import request_hash
+from services.runtime.validation import parse_request_id, parse_uuid
 
 SERVICE = service_pb2.DESCRIPTOR.services_by_name["FileService"]
 SERVICE_NAME = SERVICE.full_name
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 class FileService(service_pb2_grpc.FileServiceServicer):
-    pass
+    def __init__(self, store: FileStore, objects: ObjectStore, settings: FileSettings) -> None:
+        self.store = store
+        self.objects = objects
+        self.settings = settings
+        self.uploads = Uploads(store, objects, settings)
+
+    async def CreateUpload(self, request: rr.CreateUploadRequest, context: grpc.aio.ServicerContext) -> rr.CreateUploadResponse:
+        request_id = parse_request_id(request.request_id)
+        upload = NewUpload(
+            filename=_required("filename", request.filename),
+            content_type=_required("content_type", request.content_type),
+            size_bytes=_size(request.size_bytes),
+            sha256=_sha256(request.sha256),
+        )
+        file = await self.uploads.create(request_id, request_hash("CreateUpload", request), upload)
+        response = rr.CreateUploadResponse(
+            upload_id=str(file.upload_id), file_id=str(file.file_id), part_size_bytes=file.part_size_bytes,
+            part_urls=await self.uploads.part_urls(file),
+        )
+        response.expire_time.FromDatetime(file.expire_time)
+        return response
+
+    async def CompleteUpload(
+        self, request: rr.CompleteUploadRequest, context: grpc.aio.ServicerContext
+    ) -> rr.CompleteUploadResponse:
+        request_id = parse_request_id(request.request_id)
+        upload_id = parse_uuid(request.upload_id, "upload_id")
+        file = await self.uploads.complete(
+            request_id, request_hash("CompleteUpload", request), upload_id, _parts(request.parts)
+        )
+        return rr.CompleteUploadResponse(file=file.to_proto())
+
+    async def GetFile(self, request: rr.GetFileRequest, context: grpc.aio.ServicerContext) -> rr.GetFileResponse:
+        file = await self.store.get(parse_uuid(request.file_id, "file_id"))
+        return rr.GetFileResponse(file=file.to_proto())
+
+    async def GetDownloadUrl(
+        self, request: rr.GetDownloadUrlRequest, context: grpc.aio.ServicerContext
+    ) -> rr.GetDownloadUrlResponse:
+        file = await self.store.get(parse_uuid(request.file_id, "file_id"))
+        # The contract serves CLEAN files only: unscanned bytes could be malware.
+        if file.state != message_pb2.FILE_STATE_CLEAN:
+            raise FailedPrecondition(f"file {file.file_id} is {message_pb2.FileState.Name(file.state)}, not CLEAN")
+        seconds = self.settings.download_url_seconds
+        response = rr.GetDownloadUrlResponse(url=await self.objects.download_url(file.object_key, seconds))
+        response.expire_time.FromDatetime(datetime.now(timezone.utc) + timedelta(seconds=seconds))
+        return response
+
+
+def _required(field: str, value: str) -> str:
+    if not value.strip():
+        raise InvalidArgument(f"{field} is required")
+    return value
+
+
+def _size(size_bytes: int) -> int:
+    if size_bytes <= 0:
+        raise InvalidArgument("size_bytes must be at least 1")
+    if size_bytes > MAX_FILE_BYTES:
+        raise InvalidArgument(f"size_bytes must be at most {MAX_FILE_BYTES} (2 GiB), got {size_bytes}")
+    return size_bytes
+
+
+def _sha256(value: str) -> str:
+    if not _SHA256_HEX.fullmatch(value):
+        raise InvalidArgument("sha256 must be 64 lowercase hex characters")
+    return value
+
+
+def _parts(parts) -> list[tuple[int, str]]:
+    """Every part once, numbered 1, 2, 3... in order, each with its ETag."""
+    if not parts:
+        raise InvalidArgument("parts is required")
+    for expected, part in enumerate(parts, start=1):
+        if part.part_number != expected:
+            raise InvalidArgument(
+                f"parts[{expected - 1}]: part_number {part.part_number}, expected {expected}"
+                " (parts must be listed once each, in order, none missing)"
+            )
+        if not part.etag.strip():
+            raise InvalidArgument(f"parts[{expected - 1}]: etag is required")
+    return [(part.part_number, part.etag) for part in parts]
 
 
 async def setup(runtime: Runtime) -> None:
-    runtime.add_servicer(service_pb2_grpc.add_FileServiceServicer_to_server, FileService(), SERVICE_NAME)
+    settings = runtime.settings
+    if not isinstance(settings, FileSettings):
+        raise TypeError("the files service runs with FileSettings (it needs s3_bucket)")
+    pool = await runtime.postgres("files", MIGRATIONS)
+    objects = ObjectStore(
+        settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key, settings.s3_region, settings.s3_bucket
+    )
+    runtime.add_servicer(
+        service_pb2_grpc.add_FileServiceServicer_to_server, FileService(FileStore(pool), objects, settings), SERVICE_NAME
+    )

@@ -30,7 +30,7 @@ STILL_UNIMPLEMENTED = {
     messaging: [],
     conversations: [],
     users: [],
-    files: _all(files),
+    files: [],
     webhooks: [],
 }
 
