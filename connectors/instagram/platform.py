@@ -66,12 +66,7 @@ class InstagramPlatform:
         self.window: ReplyWindow | None = None  # set once Redis is open (see service.py)
 
     async def prepare(self, request: request_response_pb2.SendMessageRequest) -> Outgoing:
-        recipient = request.recipient
-        if recipient.channel != self.channel:
-            raise InvalidArgument(
-                f"recipient.channel is {channel_pb2.Channel.Name(recipient.channel)}; this connector serves CHANNEL_INSTAGRAM"
-            )
-        igsid = recipient.external_id.strip()
+        igsid = request.recipient.external_id.strip()
         if not _IGSID.fullmatch(igsid):
             raise InvalidArgument(f"recipient.external_id {igsid!r} is not an Instagram-scoped user id (IGSID)")
         content = request.content

@@ -54,8 +54,9 @@ class Platform(Protocol):
     http: PlatformHttp
 
     async def prepare(self, request: request_response_pb2.SendMessageRequest) -> Outgoing:
-        """Check the request and build the platform call; raise a ServiceError to refuse it
-        (INVALID_ARGUMENT, FAILED_PRECONDITION...) before anything is sent."""
+        """Check the request (its account and recipient channel are checked already) and build
+        the platform call; raise a ServiceError to refuse it (INVALID_ARGUMENT,
+        FAILED_PRECONDITION...) before anything is sent."""
         ...
 
     async def send(self, outgoing: Outgoing, part: Any) -> SentPart:

@@ -16,6 +16,7 @@ import asyncio
 import logging
 
 import grpc
+from chat4all.channel.v1 import channel_pb2
 from chat4all.connector.v1 import message_pb2, request_response_pb2, service_pb2_grpc
 from chat4all.messaging.v1 import message_pb2 as messaging_pb2
 from redis.exceptions import RedisError
@@ -65,6 +66,11 @@ class ConnectorServicer(service_pb2_grpc.MessageConnectorServicer):
             if not request.account_id:
                 raise InvalidArgument("account_id is required")
             self._check_account(request.account_id)
+            if request.recipient.channel != self.platform.channel:
+                serves = channel_pb2.Channel.Name(self.platform.channel)
+                raise InvalidArgument(
+                    f"recipient.channel is {channel_pb2.Channel.Name(request.recipient.channel)}; this connector serves {serves}"
+                )
             outgoing = await self.platform.prepare(request)
         except ServiceError:
             metrics.SENDS.labels(self.name, "refused").inc()

@@ -36,10 +36,6 @@ def is_group_chat(chat_id: int | str) -> bool:
 
 
 def recipient_chat(recipient: messaging_pb2.Recipient) -> int | str:
-    if recipient.channel != channel_pb2.CHANNEL_TELEGRAM:
-        raise InvalidArgument(
-            f"recipient.channel is {channel_pb2.Channel.Name(recipient.channel)}; this connector serves CHANNEL_TELEGRAM"
-        )
     address = recipient.external_id.strip()
     if _CHAT_ID.fullmatch(address):
         return int(address)

@@ -87,10 +87,6 @@ class WhatsAppPlatform:
 
     async def prepare(self, request: request_response_pb2.SendMessageRequest) -> Outgoing:
         recipient = request.recipient
-        if recipient.channel != self.channel:
-            raise InvalidArgument(
-                f"recipient.channel is {channel_pb2.Channel.Name(recipient.channel)}; this connector serves CHANNEL_WHATSAPP"
-            )
         address = recipient.external_id.strip().removeprefix("+")
         if _WA_ID.fullmatch(address):
             group = False
