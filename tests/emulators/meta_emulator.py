@@ -7,11 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
+from tests.emulators.meta_receiver import MetaWebhookReceiver
 from tests.support.ports import free_port, wait_for_port
 from tests.support.processes import ChildProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# The emulators' local defaults: the tests check that these are what they accept and sign with.
+TOKEN = "local-access-token"
+APP_SECRET = "local-app-secret"
+VERIFY_TOKEN = "local-verify-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def start_meta_emulator(log_dir: Path, platform: str, name: str, seed: int, *extra: str,
@@ -39,3 +46,27 @@ async def control(http: aiohttp.ClientSession, base: str, verb: str, path: str, 
         payload = await response.json()
         assert response.status == expect, payload
         return payload
+
+
+# Fixtures of both Meta emulator test modules (each provides its own `emulator`, the base URL).
+
+
+@pytest.fixture
+async def http(emulator: str) -> Any:
+    """A client session, with the emulator reset to a clean state for the test."""
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{emulator}/_emulator/reset") as response:
+            assert response.status == 200
+        yield session
+
+
+@pytest.fixture
+async def receiver(http: aiohttp.ClientSession, emulator: str) -> Any:
+    """A signed-webhook receiver subscribed for the test (Meta's handshake first)."""
+    hook = await MetaWebhookReceiver(APP_SECRET, VERIFY_TOKEN).start()
+    try:
+        await control(http, emulator, "PUT", "subscription", {"callback_url": hook.url, "verify_token": VERIFY_TOKEN})
+        yield hook
+    finally:
+        await control(http, emulator, "DELETE", "subscription")
+        await hook.stop()

@@ -16,14 +16,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.emulators.meta_emulator import control, start_meta_emulator
+from tests.emulators.meta_emulator import APP_SECRET, AUTH, VERIFY_TOKEN, control, start_meta_emulator
+from tests.emulators.meta_emulator import http, receiver  # noqa: F401 - fixtures these tests use
 from tests.emulators.meta_receiver import MetaWebhookReceiver
 from tests.support.processes import ChildProcess
 
-TOKEN = "local-access-token"
-APP_SECRET = "local-app-secret"
-VERIFY_TOKEN = "local-verify-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ACCOUNT = "17841400000000001"  # the default account: `me` for the default token
 USER = "6543219876543210"
 MiB = 1024 * 1024
@@ -41,25 +38,6 @@ def emulator(log_dir: Path) -> Any:
         yield base
     finally:
         process.stop()
-
-
-@pytest.fixture
-async def http(emulator: str) -> Any:
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{emulator}/_emulator/reset") as response:
-            assert response.status == 200
-        yield session
-
-
-@pytest.fixture
-async def receiver(http: aiohttp.ClientSession, emulator: str) -> Any:
-    hook = await MetaWebhookReceiver(APP_SECRET, VERIFY_TOKEN).start()
-    try:
-        await control(http, emulator, "PUT", "subscription", {"callback_url": hook.url, "verify_token": VERIFY_TOKEN})
-        yield hook
-    finally:
-        await control(http, emulator, "DELETE", "subscription")
-        await hook.stop()
 
 
 async def send(http: aiohttp.ClientSession, base: str, body: Any, node: str = "me",
