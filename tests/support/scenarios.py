@@ -70,13 +70,18 @@ async def send_until_accepted(
             await asyncio.sleep(0.2)
 
 
+def is_settled(message: message_pb2.Message, final: frozenset[int]) -> bool:
+    return bool(message.deliveries) and all(d.status in final for d in message.deliveries)
+
+
 async def settled(
     messages: messaging_grpc.MessageServiceStub,
     message_ids: list[str],
     timeout: float = 120,
     final: frozenset[int] = frozenset({message_pb2.DELIVERY_STATUS_SENT, message_pb2.DELIVERY_STATUS_DEAD_LETTERED}),
 ) -> list[message_pb2.Message]:
-    """The messages once each one's first delivery has reached a status in `final`."""
+    """The messages once every delivery of each has reached a status in `final` (a group
+    message's recipients settle one by one)."""
     deadline = time.monotonic() + timeout
     while True:
         found: list[message_pb2.Message] = []
@@ -85,12 +90,12 @@ async def settled(
                 *(messages.GetMessage(messaging_requests.GetMessageRequest(message_id=m)) for m in message_ids)
             )
             found = [reply.message for reply in replies]
-            if all(m.deliveries and m.deliveries[0].status in final for m in found):
+            if all(is_settled(m, final) for m in found):
                 return found
         except grpc.aio.AioRpcError as error:
             if error.code() != grpc.StatusCode.NOT_FOUND:  # not stored yet
                 raise
-        unsettled = [m for m in found if not (m.deliveries and m.deliveries[0].status in final)]
+        unsettled = [m for m in found if not is_settled(m, final)]
         assert time.monotonic() < deadline, f"{len(unsettled) or 'some'} deliveries did not settle: {unsettled[:1]}"
         await asyncio.sleep(0.5)
 
