@@ -26,7 +26,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63hat4all/files/v1/message.proto\x12\x11\x63hat4all.files.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x02\n\x04\x46ile\x12\x15\n\x07\x66ile_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x1d\n\x15\x64\x65\x63lared_content_type\x18\x03 \x01(\t\x12#\n\x15\x64\x65tected_content_type\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12\x0e\n\x06sha256\x18\x06 \x01(\t\x12\x31\n\x05state\x18\x07 \x01(\x0e\x32\x1c.chat4all.files.v1.FileStateB\x04\xe2\x41\x01\x03\x12\x1c\n\x0e\x66\x61ilure_reason\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1f\n\x11thumbnail_file_id\x18\t \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"1\n\rUploadPartUrl\x12\x13\n\x0bpart_number\x18\x01 \x01(\x05\x12\x0b\n\x03url\x18\x02 \x01(\t\">\n\rCompletedPart\x12\x19\n\x0bpart_number\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x02\x12\x12\n\x04\x65tag\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02*\xa5\x01\n\tFileState\x12\x1a\n\x16\x46ILE_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46ILE_STATE_UPLOADING\x10\x01\x12\x19\n\x15\x46ILE_STATE_PROCESSING\x10\x02\x12\x14\n\x10\x46ILE_STATE_CLEAN\x10\x03\x12\x1a\n\x16\x46ILE_STATE_QUARANTINED\x10\x04\x12\x15\n\x11\x46ILE_STATE_FAILED\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63hat4all/files/v1/message.proto\x12\x11\x63hat4all.files.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x94\x03\n\x04\x46ile\x12\x15\n\x07\x66ile_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x1d\n\x15\x64\x65\x63lared_content_type\x18\x03 \x01(\t\x12#\n\x15\x64\x65tected_content_type\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12\x0e\n\x06sha256\x18\x06 \x01(\t\x12\x31\n\x05state\x18\x07 \x01(\x0e\x32\x1c.chat4all.files.v1.FileStateB\x04\xe2\x41\x01\x03\x12\x1c\n\x0e\x66\x61ilure_reason\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1f\n\x11thumbnail_file_id\x18\t \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x1b\n\rowner_user_id\x18\x0c \x01(\tB\x04\xe2\x41\x01\x03\"1\n\rUploadPartUrl\x12\x13\n\x0bpart_number\x18\x01 \x01(\x05\x12\x0b\n\x03url\x18\x02 \x01(\t\">\n\rCompletedPart\x12\x19\n\x0bpart_number\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x02\x12\x12\n\x04\x65tag\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02*\xa5\x01\n\tFileState\x12\x1a\n\x16\x46ILE_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46ILE_STATE_UPLOADING\x10\x01\x12\x19\n\x15\x46ILE_STATE_PROCESSING\x10\x02\x12\x14\n\x10\x46ILE_STATE_CLEAN\x10\x03\x12\x1a\n\x16\x46ILE_STATE_QUARANTINED\x10\x04\x12\x15\n\x11\x46ILE_STATE_FAILED\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,16 +47,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FILE'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
   _globals['_FILE'].fields_by_name['update_time']._loaded_options = None
   _globals['_FILE'].fields_by_name['update_time']._serialized_options = b'\342A\001\003'
+  _globals['_FILE'].fields_by_name['owner_user_id']._loaded_options = None
+  _globals['_FILE'].fields_by_name['owner_user_id']._serialized_options = b'\342A\001\003'
   _globals['_COMPLETEDPART'].fields_by_name['part_number']._loaded_options = None
   _globals['_COMPLETEDPART'].fields_by_name['part_number']._serialized_options = b'\342A\001\002'
   _globals['_COMPLETEDPART'].fields_by_name['etag']._loaded_options = None
   _globals['_COMPLETEDPART'].fields_by_name['etag']._serialized_options = b'\342A\001\002'
-  _globals['_FILESTATE']._serialized_start=614
-  _globals['_FILESTATE']._serialized_end=779
+  _globals['_FILESTATE']._serialized_start=643
+  _globals['_FILESTATE']._serialized_end=808
   _globals['_FILE']._serialized_start=121
-  _globals['_FILE']._serialized_end=496
-  _globals['_UPLOADPARTURL']._serialized_start=498
-  _globals['_UPLOADPARTURL']._serialized_end=547
-  _globals['_COMPLETEDPART']._serialized_start=549
-  _globals['_COMPLETEDPART']._serialized_end=611
+  _globals['_FILE']._serialized_end=525
+  _globals['_UPLOADPARTURL']._serialized_start=527
+  _globals['_UPLOADPARTURL']._serialized_end=576
+  _globals['_COMPLETEDPART']._serialized_start=578
+  _globals['_COMPLETEDPART']._serialized_end=640
 # @@protoc_insertion_point(module_scope)

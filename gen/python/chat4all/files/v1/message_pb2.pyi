@@ -26,7 +26,7 @@ FILE_STATE_QUARANTINED: FileState
 FILE_STATE_FAILED: FileState
 
 class File(_message.Message):
-    __slots__ = ("file_id", "filename", "declared_content_type", "detected_content_type", "size_bytes", "sha256", "state", "failure_reason", "thumbnail_file_id", "create_time", "update_time")
+    __slots__ = ("file_id", "filename", "declared_content_type", "detected_content_type", "size_bytes", "sha256", "state", "failure_reason", "thumbnail_file_id", "create_time", "update_time", "owner_user_id")
     FILE_ID_FIELD_NUMBER: _ClassVar[int]
     FILENAME_FIELD_NUMBER: _ClassVar[int]
     DECLARED_CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +38,7 @@ class File(_message.Message):
     THUMBNAIL_FILE_ID_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    OWNER_USER_ID_FIELD_NUMBER: _ClassVar[int]
     file_id: str
     filename: str
     declared_content_type: str
@@ -49,7 +50,8 @@ class File(_message.Message):
     thumbnail_file_id: str
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, file_id: _Optional[str] = ..., filename: _Optional[str] = ..., declared_content_type: _Optional[str] = ..., detected_content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., state: _Optional[_Union[FileState, str]] = ..., failure_reason: _Optional[str] = ..., thumbnail_file_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    owner_user_id: str
+    def __init__(self, file_id: _Optional[str] = ..., filename: _Optional[str] = ..., declared_content_type: _Optional[str] = ..., detected_content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., state: _Optional[_Union[FileState, str]] = ..., failure_reason: _Optional[str] = ..., thumbnail_file_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., owner_user_id: _Optional[str] = ...) -> None: ...
 
 class UploadPartUrl(_message.Message):
     __slots__ = ("part_number", "url")

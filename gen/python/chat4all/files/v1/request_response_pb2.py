@@ -27,7 +27,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(chat4all/files/v1/request_response.proto\x12\x11\x63hat4all.files.v1\x1a\x1f\x63hat4all/files/v1/message.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x01\n\x13\x43reateUploadRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08\x66ilename\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1a\n\x0c\x63ontent_type\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\nsize_bytes\x18\x04 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x14\n\x06sha256\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02\"\xb9\x01\n\x14\x43reateUploadResponse\x12\x11\n\tupload_id\x18\x01 \x01(\t\x12\x0f\n\x07\x66ile_id\x18\x02 \x01(\t\x12\x17\n\x0fpart_size_bytes\x18\x03 \x01(\x03\x12\x33\n\tpart_urls\x18\x04 \x03(\x0b\x32 .chat4all.files.v1.UploadPartUrl\x12/\n\x0b\x65xpire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x81\x01\n\x15\x43ompleteUploadRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tupload_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x35\n\x05parts\x18\x03 \x03(\x0b\x32 .chat4all.files.v1.CompletedPartB\x04\xe2\x41\x01\x02\"?\n\x16\x43ompleteUploadResponse\x12%\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x17.chat4all.files.v1.File\"\'\n\x0eGetFileRequest\x12\x15\n\x07\x66ile_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"8\n\x0fGetFileResponse\x12%\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x17.chat4all.files.v1.File\".\n\x15GetDownloadUrlRequest\x12\x15\n\x07\x66ile_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"V\n\x16GetDownloadUrlResponse\x12\x0b\n\x03url\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(chat4all/files/v1/request_response.proto\x12\x11\x63hat4all.files.v1\x1a\x1f\x63hat4all/files/v1/message.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaa\x01\n\x13\x43reateUploadRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08\x66ilename\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1a\n\x0c\x63ontent_type\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\nsize_bytes\x18\x04 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x14\n\x06sha256\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\rowner_user_id\x18\x06 \x01(\t\"\xb9\x01\n\x14\x43reateUploadResponse\x12\x11\n\tupload_id\x18\x01 \x01(\t\x12\x0f\n\x07\x66ile_id\x18\x02 \x01(\t\x12\x17\n\x0fpart_size_bytes\x18\x03 \x01(\x03\x12\x33\n\tpart_urls\x18\x04 \x03(\x0b\x32 .chat4all.files.v1.UploadPartUrl\x12/\n\x0b\x65xpire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x81\x01\n\x15\x43ompleteUploadRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tupload_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x35\n\x05parts\x18\x03 \x03(\x0b\x32 .chat4all.files.v1.CompletedPartB\x04\xe2\x41\x01\x02\"?\n\x16\x43ompleteUploadResponse\x12%\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x17.chat4all.files.v1.File\"\'\n\x0eGetFileRequest\x12\x15\n\x07\x66ile_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"8\n\x0fGetFileResponse\x12%\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x17.chat4all.files.v1.File\".\n\x15GetDownloadUrlRequest\x12\x15\n\x07\x66ile_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"V\n\x16GetDownloadUrlResponse\x12\x0b\n\x03url\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -55,19 +55,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETDOWNLOADURLREQUEST'].fields_by_name['file_id']._loaded_options = None
   _globals['_GETDOWNLOADURLREQUEST'].fields_by_name['file_id']._serialized_options = b'\342A\001\002'
   _globals['_CREATEUPLOADREQUEST']._serialized_start=163
-  _globals['_CREATEUPLOADREQUEST']._serialized_end=310
-  _globals['_CREATEUPLOADRESPONSE']._serialized_start=313
-  _globals['_CREATEUPLOADRESPONSE']._serialized_end=498
-  _globals['_COMPLETEUPLOADREQUEST']._serialized_start=501
-  _globals['_COMPLETEUPLOADREQUEST']._serialized_end=630
-  _globals['_COMPLETEUPLOADRESPONSE']._serialized_start=632
-  _globals['_COMPLETEUPLOADRESPONSE']._serialized_end=695
-  _globals['_GETFILEREQUEST']._serialized_start=697
-  _globals['_GETFILEREQUEST']._serialized_end=736
-  _globals['_GETFILERESPONSE']._serialized_start=738
-  _globals['_GETFILERESPONSE']._serialized_end=794
-  _globals['_GETDOWNLOADURLREQUEST']._serialized_start=796
-  _globals['_GETDOWNLOADURLREQUEST']._serialized_end=842
-  _globals['_GETDOWNLOADURLRESPONSE']._serialized_start=844
-  _globals['_GETDOWNLOADURLRESPONSE']._serialized_end=930
+  _globals['_CREATEUPLOADREQUEST']._serialized_end=333
+  _globals['_CREATEUPLOADRESPONSE']._serialized_start=336
+  _globals['_CREATEUPLOADRESPONSE']._serialized_end=521
+  _globals['_COMPLETEUPLOADREQUEST']._serialized_start=524
+  _globals['_COMPLETEUPLOADREQUEST']._serialized_end=653
+  _globals['_COMPLETEUPLOADRESPONSE']._serialized_start=655
+  _globals['_COMPLETEUPLOADRESPONSE']._serialized_end=718
+  _globals['_GETFILEREQUEST']._serialized_start=720
+  _globals['_GETFILEREQUEST']._serialized_end=759
+  _globals['_GETFILERESPONSE']._serialized_start=761
+  _globals['_GETFILERESPONSE']._serialized_end=817
+  _globals['_GETDOWNLOADURLREQUEST']._serialized_start=819
+  _globals['_GETDOWNLOADURLREQUEST']._serialized_end=865
+  _globals['_GETDOWNLOADURLRESPONSE']._serialized_start=867
+  _globals['_GETDOWNLOADURLRESPONSE']._serialized_end=953
 # @@protoc_insertion_point(module_scope)

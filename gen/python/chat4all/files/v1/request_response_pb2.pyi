@@ -12,18 +12,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateUploadRequest(_message.Message):
-    __slots__ = ("request_id", "filename", "content_type", "size_bytes", "sha256")
+    __slots__ = ("request_id", "filename", "content_type", "size_bytes", "sha256", "owner_user_id")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     FILENAME_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
+    OWNER_USER_ID_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     filename: str
     content_type: str
     size_bytes: int
     sha256: str
-    def __init__(self, request_id: _Optional[str] = ..., filename: _Optional[str] = ..., content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+    owner_user_id: str
+    def __init__(self, request_id: _Optional[str] = ..., filename: _Optional[str] = ..., content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., owner_user_id: _Optional[str] = ...) -> None: ...
 
 class CreateUploadResponse(_message.Message):
     __slots__ = ("upload_id", "file_id", "part_size_bytes", "part_urls", "expire_time")
