@@ -24,7 +24,7 @@ from connectors.instagram.settings import InstagramSettings
 from connectors.sdk.capabilities import rate_limit
 from connectors.sdk.http import PlatformHttp
 from connectors.sdk.meta import graph_error
-from connectors.sdk.platform import Outgoing, PlatformThrottled, SentPart
+from connectors.sdk.platform import Outgoing, PlatformThrottled, SentPart, check_media_size
 from connectors.sdk.rate_limits import Bucket, Limit
 from connectors.sdk.reply_window import ReplyWindow
 from services.runtime.errors import FailedPrecondition, InvalidArgument, Unavailable
@@ -96,11 +96,7 @@ class InstagramPlatform:
     def _check_attachment(self, attachment: messaging_pb2.Attachment) -> int:
         kind = media_kind(attachment.content_type)
         limit = MEDIA_LIMITS[kind]
-        if attachment.size_bytes > limit:
-            raise FailedPrecondition(
-                f"{attachment.filename or attachment.file_id} is {attachment.size_bytes} bytes; Instagram accepts "
-                f"{_TYPES[kind]} attachments up to {limit} bytes"
-            )
+        check_media_size(attachment, limit, "Instagram", _TYPES[kind])
         if not attachment.download_url:
             raise FailedPrecondition(f"attachment {attachment.file_id} has no download URL for Instagram to fetch")
         return kind

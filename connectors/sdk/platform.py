@@ -16,7 +16,9 @@ from chat4all.connector.v1 import request_response_pb2
 
 from connectors.sdk.http import PlatformHttp
 from connectors.sdk.rate_limits import Bucket
-from services.runtime.errors import ResourceExhausted
+from chat4all.messaging.v1 import message_pb2 as messaging_pb2
+from services.runtime.errors import FailedPrecondition, ResourceExhausted
+from services.runtime.status_details import MEDIA_TOO_LARGE
 
 
 @dataclasses.dataclass
@@ -45,6 +47,24 @@ class PlatformThrottled(ResourceExhausted):
     def __init__(self, message: str, *, retry_after_seconds: float, scope: str = "") -> None:
         super().__init__(message, retry_after_seconds=retry_after_seconds)
         self.scope = scope
+
+
+class MediaTooLarge(FailedPrecondition):
+    """An attachment above the platform's limit for its kind. Final for this recipient: the
+    router marks the delivery FAILED with this reason and parks no dead letter (a replay
+    cannot make the file smaller)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason=MEDIA_TOO_LARGE)
+
+
+def check_media_size(attachment: messaging_pb2.Attachment, limit: int, platform: str, kind: str) -> None:
+    """Refuse, before any platform call, a file the platform would refuse for its size."""
+    if attachment.size_bytes > limit:
+        raise MediaTooLarge(
+            f"{attachment.filename or attachment.file_id} is {attachment.size_bytes} bytes;"
+            f" {platform} accepts {kind} files up to {limit} bytes"
+        )
 
 
 class Platform(Protocol):

@@ -23,7 +23,7 @@ from chat4all.messaging.v1 import message_pb2 as messaging_pb2
 from connectors.sdk.capabilities import rate_limit
 from connectors.sdk.http import PlatformHttp
 from connectors.sdk.meta import graph_error
-from connectors.sdk.platform import Outgoing, SentPart
+from connectors.sdk.platform import Outgoing, SentPart, check_media_size
 from connectors.sdk.rate_limits import Bucket, Limit
 from connectors.sdk.reply_window import ReplyWindow
 from connectors.whatsapp.media_uploads import MediaUploads
@@ -134,11 +134,7 @@ class WhatsAppPlatform:
     def _media(self, attachment: messaging_pb2.Attachment) -> tuple[int, dict[str, Any]]:
         kind = media_kind(attachment.content_type)
         limit = MEDIA_LIMITS[kind]
-        if attachment.size_bytes > limit:
-            raise FailedPrecondition(
-                f"{attachment.filename or attachment.file_id} is {attachment.size_bytes} bytes; WhatsApp accepts "
-                f"{_TYPES[kind]} files up to {limit} bytes"
-            )
+        check_media_size(attachment, limit, "WhatsApp", _TYPES[kind])
         if not attachment.download_url:
             raise FailedPrecondition(f"attachment {attachment.file_id} has no download URL for WhatsApp to fetch")
         fields: dict[str, Any] = {"link": attachment.download_url}

@@ -20,6 +20,7 @@ from chat4all.messaging.v1 import message_pb2, request_response_pb2
 from psycopg_pool import AsyncConnectionPool
 
 from services.messaging import topics
+from services.messaging.attachments import Attachments
 from services.messaging.directory import Directory
 from services.runtime import kafka
 from services.runtime.errors import (
@@ -27,7 +28,6 @@ from services.runtime.errors import (
     InvalidArgument,
     PermissionDenied,
     Unavailable,
-    Unimplemented,
 )
 from services.runtime.idempotency import request_hash
 from services.runtime.validation import require_uuid
@@ -53,8 +53,6 @@ def validate_content(content: message_pb2.MessageContent) -> None:
         raise InvalidArgument("content.template needs name and language")
     if len(content.attachments) > MAX_ATTACHMENTS:
         raise InvalidArgument(f"at most {MAX_ATTACHMENTS} attachments per message")
-    if content.attachments:
-        raise Unimplemented("attachments arrive with the file service; send text or a template for now")
 
 
 class Ingest:
@@ -63,9 +61,11 @@ class Ingest:
         pool: AsyncConnectionPool,
         producer: AIOKafkaProducer,
         directory: Directory,
+        attachments: Attachments,
         ack_timeout: float = 10.0,
     ) -> None:
         self.ack_timeout = ack_timeout
+        self.attachments = attachments
         self.pool = pool
         self.producer = producer
         self.directory = directory
@@ -78,6 +78,13 @@ class Ingest:
             raise InvalidArgument("content is required")
         validate_content(request.content)
         await self._check_membership(conversation_id, sender)
+        content = request.content
+        if content.attachments:
+            content = message_pb2.MessageContent()
+            content.CopyFrom(request.content)
+            described = await self.attachments.for_send(request.content.attachments, sender)
+            del content.attachments[:]
+            content.attachments.extend(described)
 
         message_id = str(uuid.uuid4())
         response = request_response_pb2.SendMessageResponse(message_id=message_id, status=ACCEPTED)
@@ -96,7 +103,7 @@ class Ingest:
             ).fetchone()
             if claimed is None:
                 return await self._earlier_answer(conn, client_id, request_id, digest)
-            await self._publish(client_id, request_id, message_id, conversation_id, sender, request.content, response)
+            await self._publish(client_id, request_id, message_id, conversation_id, sender, content, response)
         return response
 
     async def _check_membership(self, conversation_id: str, sender: str) -> None:

@@ -15,11 +15,13 @@ from pathlib import Path
 from aiokafka.errors import KafkaError
 from google.protobuf.timestamp_pb2 import Timestamp
 from chat4all.conversations.v1 import service_pb2_grpc as conversation_grpc
+from chat4all.files.v1 import service_pb2_grpc as file_grpc
 from chat4all.users.v1 import service_pb2_grpc as user_grpc
 from chat4all.events.v1 import event_pb2
 from chat4all.messaging.v1 import message_pb2, request_response_pb2, service_pb2, service_pb2_grpc
 
 from services.messaging import store, topics, user_cursor
+from services.messaging.attachments import Attachments
 from services.messaging.directory import Directory
 from services.messaging.event_feed import EventFeed
 from services.messaging.ingest import Ingest
@@ -41,7 +43,8 @@ START_CURSOR_HEADER = "x-chat4all-start-cursor"
 
 class MessageService(service_pb2_grpc.MessageServiceServicer):
     def __init__(
-        self, settings: MessagingSettings, pool, producer, directory: Directory, feed: EventFeed, user_streams: UserStreams
+        self, settings: MessagingSettings, pool, producer, directory: Directory, feed: EventFeed, user_streams: UserStreams,
+        attachments: Attachments,
     ) -> None:
         self.settings = settings
         self.pool = pool
@@ -49,7 +52,7 @@ class MessageService(service_pb2_grpc.MessageServiceServicer):
         self.directory = directory
         self.feed = feed
         self.user_streams = user_streams
-        self.ingest = Ingest(pool, producer, directory, settings.kafka_ack_timeout_seconds)
+        self.ingest = Ingest(pool, producer, directory, attachments, settings.kafka_ack_timeout_seconds)
 
     async def SendMessage(self, request, context):
         return await self.ingest.send(client_id(context), request)
@@ -203,5 +206,6 @@ async def setup(runtime: Runtime) -> None:
     await watch.start()
     runtime.on_shutdown(watch.stop)
     user_streams = UserStreams(settings, pool, directory, feed, watch)
-    servicer = MessageService(settings, pool, producer, directory, feed, user_streams)
+    attachments = Attachments(file_grpc.FileServiceStub(await runtime.channel(settings.files_target)))
+    servicer = MessageService(settings, pool, producer, directory, feed, user_streams, attachments)
     runtime.add_servicer(service_pb2_grpc.add_MessageServiceServicer_to_server, servicer, SERVICE_NAME)

@@ -11,6 +11,8 @@ class MessagingSettings(RuntimeSettings):
     conversations_target: str = "127.0.0.1:18202"
     # UserService, asked whether the user of a user stream exists.
     users_target: str = "127.0.0.1:18203"
+    # FileService, asked whether attached files exist, are CLEAN and belong to the sender.
+    files_target: str = "127.0.0.1:18204"
     # How long SendMessage waits for the broker's acknowledgement before answering UNAVAILABLE.
     kafka_ack_timeout_seconds: float = 10.0
     # A stream with nothing new re-reads its log this often, in case a notification was lost.

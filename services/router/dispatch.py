@@ -7,8 +7,10 @@
   restarting): our outage, not the message's fault; deferred the same way.
 - UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, UNKNOWN, ABORTED: a transient
   failure; retried with exponential backoff and jitter, up to max_attempts.
+- MEDIA_TOO_LARGE (an ErrorInfo reason): an attachment above the platform's
+  limit. The delivery FAILS, and no dead letter is parked: replaying cannot help.
 - Anything else (INVALID_ARGUMENT, FAILED_PRECONDITION, NOT_FOUND, ...): the
-  platform refused the message for good; no retry.
+  platform refused the message for good; no retry, dead-lettered.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ import random
 
 import grpc
 
-from services.runtime.status_details import answered_by, retry_after_seconds
+from services.runtime.status_details import MEDIA_TOO_LARGE, answered_by, error_reason, retry_after_seconds
 
 
 class Outcome(enum.Enum):
     DEFER = "defer"
     TRANSIENT = "transient"
     PERMANENT = "permanent"
+    FINAL = "final"
 
 
 _TRANSIENT = {
@@ -45,6 +48,8 @@ def classify(error: grpc.aio.AioRpcError) -> tuple[Outcome, float | None]:
         return Outcome.DEFER, None
     if error.code() in _TRANSIENT:
         return Outcome.TRANSIENT, retry_after
+    if error_reason(error) == MEDIA_TOO_LARGE:
+        return Outcome.FINAL, None
     return Outcome.PERMANENT, None
 
 

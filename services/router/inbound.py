@@ -30,6 +30,7 @@ from chat4all.users.v1 import service_pb2_grpc as user_grpc
 from opentelemetry import trace
 
 from services.messaging import topics
+from services.messaging.attachments import Attachments
 from services.runtime import kafka
 
 log = logging.getLogger("chat4all.router.inbound")
@@ -48,7 +49,9 @@ class InboundIngest:
         producer: AIOKafkaProducer,
         users: user_grpc.UserServiceStub,
         conversations: conversation_grpc.ConversationServiceStub,
+        attachments: Attachments,
     ) -> None:
+        self.attachments = attachments
         self.producer = producer
         self.users = users
         self.conversations = conversations
@@ -72,6 +75,11 @@ class InboundIngest:
         message.conversation_id = conversation.conversation_id
         message.sender_user_id = sender.user_id
         message.content.CopyFrom(inbound.content)
+        if inbound.content.attachments:
+            # The connector imported the media: keep what the file service knows of each.
+            described = await self.attachments.described(inbound.content.attachments)
+            del message.content.attachments[:]
+            message.content.attachments.extend(described)
         origin = message.origin.inbound
         origin.channel = inbound.channel
         origin.account_id = inbound.account_id

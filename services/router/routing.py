@@ -28,6 +28,7 @@ from opentelemetry import trace
 from psycopg_pool import AsyncConnectionPool
 
 from services.messaging import store, topics
+from services.messaging.attachments import PENDING_RETRY_SECONDS, AttachmentPending, AttachmentRefused, Attachments
 from services.messaging.ingest import CLIENT_HEADER
 from services.router.connectors import Connector
 from services.router.dispatch import Outcome, backoff_seconds, classify
@@ -62,7 +63,9 @@ class Router:
         producer: AIOKafkaProducer,
         resolver: RecipientResolver,
         connectors: dict[int, Connector],
+        attachments: Attachments,
     ) -> None:
+        self.attachments = attachments
         self.settings = settings
         self.pool = pool
         self.producer = producer
@@ -148,18 +151,29 @@ class Router:
             request.attempt = attempt
             dispatched = _change(S.DELIVERY_STATUS_DISPATCHED, attempt)
             try:
+                if message.content.attachments:
+                    request.content.CopyFrom(await self.attachments.for_connector(message.content))
                 reply = await connector.stub.SendMessage(request, timeout=self.settings.connector_timeout_seconds)
-            except grpc.aio.AioRpcError as error:
-                outcome, retry_after = classify(error)
-                reason = error.details() or error.code().name
+            except AttachmentRefused as refused:
+                await self._fail(message, recipient, attempt, f"attachment not sendable: {refused}", "", [dispatched])
+                return
+            except (AttachmentPending, grpc.aio.AioRpcError) as error:
+                if isinstance(error, AttachmentPending):
+                    outcome, retry_after, reason, code = Outcome.DEFER, PENDING_RETRY_SECONDS, f"attachment not ready: {error}", ""
+                else:
+                    outcome, retry_after = classify(error)
+                    reason, code = error.details() or error.code().name, error.code().name
+                if outcome is Outcome.FINAL:
+                    await self._fail(message, recipient, attempt, reason, code, [dispatched])
+                    return
                 if outcome is Outcome.PERMANENT:
-                    await self._dead_letter(message, recipient, attempt, reason, error.code().name, [dispatched])
+                    await self._dead_letter(message, recipient, attempt, reason, code, [dispatched])
                     return
                 if outcome is Outcome.TRANSIENT and attempt >= self.settings.max_attempts:
-                    await self._dead_letter(message, recipient, attempt, f"gave up after {attempt} attempts: {reason}", error.code().name, [dispatched])
+                    await self._dead_letter(message, recipient, attempt, f"gave up after {attempt} attempts: {reason}", code, [dispatched])
                     return
                 if outcome is Outcome.DEFER and time.monotonic() + (retry_after or 0) > deferred_until:
-                    await self._dead_letter(message, recipient, attempt, f"still deferred after {self.settings.max_deferral_seconds:.0f}s: {reason}", error.code().name, [dispatched])
+                    await self._dead_letter(message, recipient, attempt, f"still deferred after {self.settings.max_deferral_seconds:.0f}s: {reason}", code, [dispatched])
                     return
                 if outcome is Outcome.DEFER:
                     deferrals += 1
@@ -168,7 +182,7 @@ class Router:
                     self.settings.backoff_base_seconds,
                     self.settings.backoff_max_seconds,
                 )
-                retrying = _change(S.DELIVERY_STATUS_RETRYING, attempt, reason, error.code().name)
+                retrying = _change(S.DELIVERY_STATUS_RETRYING, attempt, reason, code)
                 retrying.next_attempt_time.FromNanoseconds(time.time_ns() + int(delay * 1e9))
                 await self._record(message, recipient, [dispatched, retrying])
                 await asyncio.sleep(delay)
@@ -206,6 +220,12 @@ class Router:
                 event.delivery_status_changed.CopyFrom(update)
                 events.append(event)
             await store.append_events(conn, events)
+
+    async def _fail(self, message, recipient, attempts: int, reason: str, code: str, before: list) -> None:
+        """A delivery that can never succeed as it is (a file too large for the platform, a
+        quarantined file): FAILED with the reason, and no dead letter to replay."""
+        await self._record(message, recipient, [*before, _change(S.DELIVERY_STATUS_FAILED, attempts, reason, code)])
+        log.warning("delivery failed", extra={"message_id": message.message_id, "reason": reason})
 
     async def _dead_letter(self, message, recipient, attempts: int, reason: str, code: str, before: list) -> None:
         failed = _change(S.DELIVERY_STATUS_FAILED, attempts, reason, code)

@@ -9,10 +9,12 @@ from pathlib import Path
 
 from chat4all.connector.v1 import service_pb2_grpc as connector_grpc
 from chat4all.conversations.v1 import service_pb2_grpc as conversation_grpc
+from chat4all.files.v1 import service_pb2_grpc as file_grpc
 from chat4all.users.v1 import service_pb2_grpc as user_grpc
 
 import services.messaging
 from services.messaging import topics
+from services.messaging.attachments import Attachments
 from services.messaging.directory import Directory
 from services.router.connectors import Connector, parse_connectors
 from services.router.inbound import InboundIngest
@@ -42,8 +44,9 @@ async def setup(runtime: Runtime) -> None:
     directory = Directory(await runtime.redis(), conversations, users)
     await directory.start()
     runtime.on_shutdown(directory.stop)
-    router = Router(settings, pool, producer, RecipientResolver(directory), connectors)
-    inbound = InboundIngest(producer, users, conversations)
+    attachments = Attachments(file_grpc.FileServiceStub(await runtime.channel(settings.files_target)))
+    router = Router(settings, pool, producer, RecipientResolver(directory), connectors, attachments)
+    inbound = InboundIngest(producer, users, conversations, attachments)
     pipelines = [
         Pipeline("messages", await _consumer(runtime, settings.consumer_group), [topics.MESSAGES], router.handle,
                  settings.max_in_flight, settings.commit_interval_seconds),

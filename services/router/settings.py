@@ -9,6 +9,8 @@ from services.runtime.config import RuntimeSettings
 class RouterSettings(RuntimeSettings):
     conversations_target: str = "127.0.0.1:18202"
     users_target: str = "127.0.0.1:18203"
+    # FileService: attachments' state and fresh download URLs for connectors.
+    files_target: str = "127.0.0.1:18204"
     # The connectors, one `channel=host:port/account_id` each, comma separated, e.g.
     # "telegram=127.0.0.1:18401/123456" (account_id: the bot, phone number or page sending).
     connectors: tuple[str, ...] = ()

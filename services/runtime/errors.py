@@ -12,10 +12,12 @@ import grpc
 class ServiceError(Exception):
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
 
-    def __init__(self, message: str, *, retry_after_seconds: float | None = None) -> None:
+    def __init__(self, message: str, *, retry_after_seconds: float | None = None, reason: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after_seconds = retry_after_seconds
+        # An ErrorInfo reason (UPPER_SNAKE_CASE) for callers that act on this error's kind.
+        self.reason = reason
 
 
 class InvalidArgument(ServiceError):

@@ -20,7 +20,7 @@ from typing import Any
 import grpc
 from services.runtime import metrics
 from services.runtime.errors import ServiceError
-from services.runtime.status_details import ANSWERED_BY_TRAILER, retry_trailers
+from services.runtime.status_details import ANSWERED_BY_TRAILER, status_trailers
 
 log = logging.getLogger("chat4all.rpc")
 
@@ -86,7 +86,7 @@ class _Call:
             await context.abort(
                 error.code,
                 error.message,
-                trailing_metadata=retry_trailers(error.code, error.message, error.retry_after_seconds) + answered,
+                trailing_metadata=status_trailers(error.code, error.message, error.retry_after_seconds, error.reason) + answered,
             )
         if isinstance(error, NotImplementedError):
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{self.method} is not implemented yet", answered)
