@@ -5,6 +5,10 @@ An envelope (`object: "instagram"`) holds `entry[].messaging[]`; times are unix
 milliseconds. Echoes (`message.is_echo`: what our account sent, including our
 own sends) never loop back in. Each message is published once per mid and each
 read once per mid; a failure raises, the webhook answers 500, Meta delivers again.
+
+Attachments come as URLs on Meta's CDN (no token needed); they are imported into
+the file service before the message is published (media_import.py), and one that
+could not be imported stays as its URL.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from chat4all.messaging.v1 import message_pb2 as messaging_pb2
 
 from connectors.sdk import metrics
 from connectors.sdk.inbound import InboundPublisher, event_id_for, inbound_key
+from connectors.sdk.media_import import MediaImporter, MediaLocation
 from connectors.sdk.reply_window import ReplyWindow
 from connectors.sdk.statuses import StatusReports
 from services.messaging import topics
@@ -61,12 +66,19 @@ def message_event(item: dict[str, Any], account_id: str) -> tuple[event_pb2.Even
     return event, ""
 
 
+async def locate_attachment(media: event_pb2.PlatformMedia) -> MediaLocation:
+    """An attachment's URL is where Instagram serves it (signed, for a while): no token is sent."""
+    return MediaLocation(url=media.url)
+
+
 class InstagramEvents:
-    def __init__(self, account_id: str, publisher: InboundPublisher, statuses: StatusReports, window: ReplyWindow):
+    def __init__(self, account_id: str, publisher: InboundPublisher, statuses: StatusReports, window: ReplyWindow,
+                 media: MediaImporter):
         self.account_id = account_id
         self.publisher = publisher
         self.statuses = statuses
         self.window = window
+        self.media = media
 
     async def handle(self, envelope: dict[str, Any]) -> None:
         for entry in envelope.get("entry") or ():
@@ -96,6 +108,8 @@ class InstagramEvents:
         async def build():
             if event is None:
                 return None, reason, None
+            # Imported while the event is claimed: a redelivery meanwhile waits instead of importing too.
+            await self.media.import_into(event.inbound_message_received)
             return topics.INBOUND, inbound_key(channel_pb2.CHANNEL_INSTAGRAM, self.account_id, sender), event
 
         await self.publisher.publish_waiting("message", f"message:{item['message'].get('mid')}", build)

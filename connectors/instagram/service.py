@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from connectors.instagram.events import InstagramEvents
+from connectors.instagram.events import InstagramEvents, locate_attachment
 from connectors.instagram.platform import InstagramPlatform
 from connectors.instagram.settings import InstagramSettings
 from connectors.sdk.assembly import assemble, open_http
@@ -26,7 +26,8 @@ async def setup(runtime: Runtime) -> None:
     platform.window = window
 
     publisher = await connector.inbound_publisher()
-    events = InstagramEvents(settings.instagram_account_id, publisher, connector.status_reports(publisher), window)
+    media = await connector.media_importer(locate_attachment)
+    events = InstagramEvents(settings.instagram_account_id, publisher, connector.status_reports(publisher), window, media)
     webhook = MetaWebhook("instagram", "instagram", settings.instagram_app_secret, settings.instagram_verify_token, events.handle)
     server = connector.webhook_server()
     server.add_route("GET", settings.instagram_webhook_path, webhook.handshake)

@@ -5,6 +5,7 @@
         http = await open_http(runtime, "whatsapp", settings, secrets=[token])
         connector = await assemble(runtime, WhatsAppPlatform(settings, http))
         publisher = await connector.inbound_publisher()       # when the platform sends events
+        media = await connector.media_importer(locate)        # when its messages carry media
         server = connector.webhook_server()                   # add routes, then
         await connector.start_webhooks(server)
 
@@ -19,10 +20,12 @@ from collections.abc import Iterable
 
 import redis.asyncio as redis
 from chat4all.connector.v1 import service_pb2, service_pb2_grpc
+from chat4all.files.v1 import service_pb2_grpc as file_grpc
 
 from connectors.sdk.breaker import CircuitBreaker
 from connectors.sdk.http import PlatformHttp
 from connectors.sdk.inbound import InboundLedger, InboundPublisher
+from connectors.sdk.media_import import Locate, MediaImporter
 from connectors.sdk.platform import Platform
 from connectors.sdk.rate_limits import RateLimiter
 from connectors.sdk.send_ledger import SendLedger
@@ -68,6 +71,25 @@ class Connector:
         producer = await self.runtime.kafka_producer()
         ledger = InboundLedger(self.redis, f"{self.prefix}:inbound", self.settings.connector_inbound_ttl_seconds)
         return InboundPublisher(self.platform.name, ledger, producer)
+
+    async def media_importer(self, locate: Locate) -> MediaImporter:
+        """Imports the media of inbound messages into the file service; `locate` says where the
+        platform serves one (see media_import.py)."""
+        s, platform = self.settings, self.platform
+        files = file_grpc.FileServiceStub(await self.runtime.channel(s.files_target))
+        importer = MediaImporter(
+            platform.name,
+            platform.channel,
+            platform.account_id,
+            files,
+            locate,
+            budget_seconds=s.connector_media_import_seconds,
+            connect_timeout_seconds=s.connector_http_connect_timeout_seconds,
+            read_timeout_seconds=s.connector_http_timeout_seconds,
+            spool_dir=s.connector_media_spool_dir,
+            redact=platform.http.redact,
+        )
+        return await self.runtime.own(await importer.open(), lambda i: i.close())
 
     def status_reports(self, publisher: InboundPublisher) -> StatusReports:
         return StatusReports(self.platform.name, self.ledger, publisher)

@@ -49,6 +49,17 @@ class ConnectorSettings(RuntimeSettings):
     connector_breaker_open_seconds: float = 2.0
     connector_breaker_max_open_seconds: float = 30.0
 
+    # The file service, where inbound media are imported before their message is published.
+    files_target: str = "127.0.0.1:18204"
+    # How long the media of one inbound message may take to import (all at once); past it the
+    # message is published with the platform's references instead. Below the 30 s an inbound
+    # event stays claimed (inbound.py), so a redelivery meanwhile waits rather than importing too
+    # (and one that did would get the same file).
+    connector_media_import_seconds: float = 20.0
+    # Where downloads are spooled on their way to the file service (up to 2 GiB each, never
+    # in memory); empty: the system's temporary directory.
+    connector_media_spool_dir: str = ""
+
     def validate(self) -> None:
         """Fail at start-up, naming the variable, instead of on the first message."""
         if self.connector_breaker_failure_threshold < 1:
@@ -57,3 +68,5 @@ class ConnectorSettings(RuntimeSettings):
             raise ConfigError("C4A_CONNECTOR_BREAKER_OPEN_SECONDS must be positive and at most ..._MAX_OPEN_SECONDS")
         if self.connector_send_lock_seconds <= self.connector_http_timeout_seconds:
             raise ConfigError("C4A_CONNECTOR_SEND_LOCK_SECONDS must be longer than C4A_CONNECTOR_HTTP_TIMEOUT_SECONDS")
+        if not 0 < self.connector_media_import_seconds < 30:
+            raise ConfigError("C4A_CONNECTOR_MEDIA_IMPORT_SECONDS must be positive and below 30 (an inbound event's claim)")

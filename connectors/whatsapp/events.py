@@ -8,6 +8,13 @@ once per wamid and each status once per (wamid, status): Meta redelivers for
 days and in no order. A user's message to the number (not one in a group) also
 opens their 24-hour window. Any failure raises, the webhook answers 500, and
 Meta delivers the envelope again.
+
+A message's media are imported into the file service before it is published
+(media_import.py): WhatsApp names them by media id, `GET /{media_id}` gives a
+short-lived URL fetched with the same bearer token. The caption goes with the
+file; it becomes the message text only when the file could not be imported
+(the message then carries the platform's reference, and still says what the
+sender wrote).
 """
 
 from __future__ import annotations
@@ -22,7 +29,10 @@ from chat4all.conversations.v1 import message_pb2 as conversations_pb2
 from chat4all.events.v1 import event_pb2
 from chat4all.messaging.v1 import message_pb2 as messaging_pb2
 
+from connectors.sdk.http import PlatformHttp
 from connectors.sdk.inbound import InboundPublisher, event_id_for, inbound_key
+from connectors.sdk.media_import import Locate, MediaImporter, MediaLocation, stated_sha256
+from connectors.sdk.meta import graph_error
 from connectors.sdk.reply_window import ReplyWindow
 from connectors.sdk.statuses import StatusReports
 from services.messaging import topics
@@ -85,7 +95,7 @@ def message_event(message: dict[str, Any], names: dict[str, str], phone_number_i
         received.content.text = str(message["text"].get("body", ""))
     elif kind in _MEDIA_KINDS and isinstance(message.get(kind), dict):
         fields = message[kind]
-        media = received.media.add(
+        received.media.add(
             kind=_MEDIA_KINDS[kind],
             media_id=str(fields.get("id", "")),
             url=str(fields.get("url", "")),
@@ -94,8 +104,6 @@ def message_event(message: dict[str, Any], names: dict[str, str], phone_number_i
             caption=str(fields.get("caption", "")),
             filename=str(fields.get("filename", "")),
         )
-        if media.caption:
-            received.content.text = media.caption
     else:
         return None, f"a {kind} message is not handled"
     platform_seconds = _seconds(message.get("timestamp"))
@@ -105,12 +113,39 @@ def message_event(message: dict[str, Any], names: dict[str, str], phone_number_i
     return event, ""
 
 
+def media_locator(http: PlatformHttp, base_url: str, auth_headers: dict[str, str]) -> Locate:
+    """Where WhatsApp serves a webhook's media: `GET /{media_id}` answers its URL (fetched with
+    the same bearer token, for a few minutes), type, size and SHA-256."""
+
+    async def locate(media: event_pb2.PlatformMedia) -> MediaLocation:
+        if not media.media_id:
+            raise ValueError("the media has no id")
+        answer = await http.request("media_info", "GET", f"{base_url}/{media.media_id}", headers=auth_headers)
+        if answer.status != 200:
+            raise graph_error("whatsapp", "media_info", answer)
+        info = answer.json_object()
+        if not isinstance(info.get("url"), str) or not info["url"]:
+            raise ValueError("the media's description has no url")
+        size = str(info.get("file_size", ""))
+        return MediaLocation(
+            url=info["url"],
+            headers=auth_headers,
+            content_type=str(info.get("mime_type") or ""),
+            size_bytes=int(size) if size.isdigit() else None,
+            sha256=stated_sha256(str(info.get("sha256") or media.sha256)),
+        )
+
+    return locate
+
+
 class WhatsAppEvents:
-    def __init__(self, phone_number_id: str, publisher: InboundPublisher, statuses: StatusReports, window: ReplyWindow):
+    def __init__(self, phone_number_id: str, publisher: InboundPublisher, statuses: StatusReports, window: ReplyWindow,
+                 media: MediaImporter):
         self.phone_number_id = phone_number_id
         self.publisher = publisher
         self.statuses = statuses
         self.window = window
+        self.media = media
 
     async def handle(self, envelope: dict[str, Any]) -> None:
         for entry in envelope.get("entry") or ():
@@ -144,7 +179,13 @@ class WhatsAppEvents:
         async def build():
             if event is None:
                 return None, reason, None
-            chat = event.inbound_message_received.external_chat_id
+            # Imported while the event is claimed: a redelivery meanwhile waits instead of importing too.
+            received = event.inbound_message_received
+            await self.media.import_into(received)
+            for media in received.media:
+                if media.caption and not received.content.text:
+                    received.content.text = media.caption
+            chat = received.external_chat_id
             return topics.INBOUND, inbound_key(channel_pb2.CHANNEL_WHATSAPP, self.phone_number_id, chat), event
 
         await self.publisher.publish_waiting("message", f"message:{message.get('id')}", build)

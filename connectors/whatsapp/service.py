@@ -8,7 +8,7 @@ import logging
 from connectors.sdk.assembly import assemble, open_http
 from connectors.sdk.meta import MetaWebhook
 from connectors.sdk.reply_window import ReplyWindow
-from connectors.whatsapp.events import WhatsAppEvents
+from connectors.whatsapp.events import WhatsAppEvents, media_locator
 from connectors.whatsapp.media_uploads import MediaUploads
 from connectors.whatsapp.platform import WhatsAppPlatform
 from connectors.whatsapp.settings import WhatsAppSettings
@@ -39,7 +39,10 @@ async def setup(runtime: Runtime) -> None:
         platform.uploads = await runtime.own(await uploads.open(), lambda u: u.close())
 
     publisher = await connector.inbound_publisher()
-    events = WhatsAppEvents(settings.whatsapp_phone_number_id, publisher, connector.status_reports(publisher), window)
+    media = await connector.media_importer(media_locator(http, platform.base_url, platform.auth_headers))
+    events = WhatsAppEvents(
+        settings.whatsapp_phone_number_id, publisher, connector.status_reports(publisher), window, media
+    )
     webhook = MetaWebhook(
         "whatsapp", "whatsapp_business_account", settings.whatsapp_app_secret, settings.whatsapp_verify_token, events.handle
     )

@@ -4,9 +4,26 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.file_service import running_file_service
+from tests.support.seaweedfs import seaweedfs_s3
+
 
 @pytest.fixture
 async def no_faults(emulator):
     """The emulator's injected faults are cleared after the test, so they never reach the next one."""
     yield
     await emulator.clear_faults()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory, log_dir):
+    """SeaweedFS, started for the first test that imports media."""
+    with seaweedfs_s3(tmp_path_factory.mktemp("seaweedfs"), log_dir) as server:
+        yield server
+
+
+@pytest.fixture
+async def file_service(postgres_dsn, s3_server):
+    """A FileService of the test's own (its own database; the session's S3) for connectors to import media into."""
+    async with running_file_service(postgres_dsn, s3_server) as service:
+        yield service

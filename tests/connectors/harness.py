@@ -214,16 +214,22 @@ async def collect_published(records: R, kafka_bootstrap: str, settings_cls: type
 # The connector ----------------------------------------------------------------------------
 
 
+# Nothing listens on port 1: a connector whose test starts no file service gets UNAVAILABLE for its
+# media imports instead of reaching the file service of a local platform on the default port.
+NO_FILE_SERVICE = "127.0.0.1:1"
+
+
 def connector_settings(settings_cls: type[S], name: str, kafka_bootstrap: str, redis_prefix: str,
                        **values: Any) -> S:
     """A connector's settings for a test: gRPC on a free port, a short shutdown, its Redis
-    keys under `redis_prefix`; `values` add to and override these."""
+    keys under `redis_prefix`, no file service; `values` add to and override these."""
     common = dict(
         service_name=f"{name}-test",
         grpc_port=0,
         shutdown_grace_seconds=1,
         kafka_bootstrap=kafka_bootstrap,
         connector_redis_prefix=redis_prefix,
+        files_target=NO_FILE_SERVICE,
     )
     return load_settings(settings_cls, **{**common, **values})
 

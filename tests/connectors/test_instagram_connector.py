@@ -13,11 +13,14 @@ are reset after every test.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import hashlib
 import hmac
 import json
+import os
+import re
 import secrets
 import time
 import uuid
@@ -33,6 +36,7 @@ from chat4all.channel.v1 import channel_pb2
 from chat4all.connector.v1 import message_pb2, request_response_pb2, service_pb2_grpc
 from chat4all.conversations.v1 import message_pb2 as conversations_pb2
 from chat4all.events.v1 import event_pb2
+from chat4all.files.v1 import message_pb2 as files_pb2
 from chat4all.messaging.v1 import message_pb2 as messaging_pb2
 from prometheus_client import REGISTRY
 
@@ -51,6 +55,7 @@ from tests.connectors.harness import (
     rpc_error,
     running_meta_connector,
 )
+from tests.support.file_service import noise_png
 from tests.support.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -456,10 +461,10 @@ async def test_only_signed_webhooks_are_published_and_each_message_once(instagra
         attempts = await instagram.deliveries(injected["mid"], 2)
         assert [attempt["http_status"] for attempt in attempts] == [200, 200]
         assert attempts[0]["signature"] == signed(injected["raw"].encode())["X-Hub-Signature-256"]
-        # A message with attachments only, then one the connector cannot carry (a shared post).
+        # Attachments only, on a CDN nobody answers (kept as references); then what the connector cannot carry (a shared post).
         with_media = await instagram.inject(account, user, None, attachments=[
-            {"type": "image", "url": "https://cdn.example.com/in.jpg"},
-            {"type": "audio", "url": "https://cdn.example.com/in.m4a"}])
+            {"type": "image", "url": "http://127.0.0.1:9/cdn/in.jpg"},
+            {"type": "audio", "url": "http://127.0.0.1:9/cdn/in.m4a"}])
         await instagram.inject(account, user, None, attachments=[{"type": "share", "url": "https://ig.example/p/1"}])
         # Last, from the same user (the same partition): once it is there, so is all that came before.
         sentinel = await instagram.inject(account, user, "last")
@@ -485,8 +490,47 @@ async def test_only_signed_webhooks_are_published_and_each_message_once(instagra
         media = events[1].inbound_message_received
         assert not media.content.text
         assert [(m.kind, m.url) for m in media.media] == [
-            (message_pb2.CONTENT_KIND_IMAGE, "https://cdn.example.com/in.jpg"),
-            (message_pb2.CONTENT_KIND_AUDIO, "https://cdn.example.com/in.m4a")]
+            (message_pb2.CONTENT_KIND_IMAGE, "http://127.0.0.1:9/cdn/in.jpg"),
+            (message_pb2.CONTENT_KIND_AUDIO, "http://127.0.0.1:9/cdn/in.m4a")]
+
+
+def media_imports(outcome: str) -> float:
+    return REGISTRY.get_sample_value("chat4all_connector_media_imports_total",
+                                     {"connector": "instagram", "outcome": outcome}) or 0.0
+
+
+async def test_attachments_are_imported_into_the_file_service_and_one_it_cannot_fetch_stays_its_url(
+        instagram, redis_prefix, kafka_bootstrap, records, file_service):
+    account, user = new_account(), new_igsid()
+    photo = noise_png(256, 256)
+    document = b"%PDF-1.4\n" + os.urandom(6 * 1024 * 1024 + 77)  # two parts of the file service's 5 MiB
+    # A CDN URL whose signature expired: Instagram answers 403.
+    expired = f"{instagram.url}/ig_messaging_cdn/?asset_id=1{secrets.randbelow(10**15)}&signature=expired"
+    imported_before, failed_before = media_imports("imported"), media_imports("download_failed")
+    async with connector(instagram, redis_prefix, kafka_bootstrap, account, files_target=file_service.target):
+        injected = await instagram.inject(account, user, "veja 👀", attachments=[
+            {"type": "image", "bytes_b64": base64.b64encode(photo).decode(), "mime_type": "image/png"},
+            {"type": "video", "url": expired},
+            {"type": "file", "bytes_b64": base64.b64encode(document).decode(), "mime_type": "application/pdf"}])
+        events = await records.wait_for_inbound(account, injected["mid"])
+
+    received = events[-1].inbound_message_received
+    assert received.external_message_id == injected["mid"]
+    assert received.content.text == "veja 👀"
+    # Imported, in the order sent; the one Instagram would not serve is published as its URL.
+    image, pdf = received.content.attachments
+    assert [(m.kind, m.url) for m in received.media] == [(message_pb2.CONTENT_KIND_VIDEO, expired)]
+    for attachment, data, content_type, name in ((image, photo, "image/png", r"image-[0-9a-f]{16}\.png"),
+                                                 (pdf, document, "application/pdf", r"document-[0-9a-f]{16}\.pdf")):
+        assert attachment.caption == "" and re.fullmatch(name, attachment.filename), attachment
+        file = await file_service.file(attachment.file_id)
+        assert (file.sha256, file.size_bytes) == (hashlib.sha256(data).hexdigest(), len(data))
+        assert (file.filename, file.declared_content_type) == (attachment.filename, content_type)
+        assert file.state != files_pb2.FILE_STATE_UPLOADING and file.owner_user_id == ""
+        assert await file_service.stored_bytes(attachment.file_id) == data
+        assert await file_service.files_with_sha256(file.sha256) == 1
+    assert media_imports("imported") == imported_before + 2
+    assert media_imports("download_failed") == failed_before + 1
 
 
 async def test_echoes_of_our_own_sends_are_not_published(instagram, redis_prefix, kafka_bootstrap, records):

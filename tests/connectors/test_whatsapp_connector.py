@@ -13,10 +13,12 @@ each connector subscribes it to its own webhook (Meta's handshake) while it runs
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import time
 import uuid
@@ -30,6 +32,7 @@ from chat4all.channel.v1 import channel_pb2
 from chat4all.connector.v1 import message_pb2, request_response_pb2
 from chat4all.conversations.v1 import message_pb2 as conversations_pb2
 from chat4all.events.v1 import event_pb2
+from chat4all.files.v1 import message_pb2 as files_pb2
 from chat4all.messaging.v1 import message_pb2 as messaging_pb2
 from prometheus_client import REGISTRY
 
@@ -47,6 +50,7 @@ from tests.connectors.harness import (
     rpc_error,
     running_meta_connector,
 )
+from tests.support.file_service import noise_png
 from tests.support.ports import free_port
 
 # The emulator's credentials (not its defaults: the connector must use the ones it is given).
@@ -91,6 +95,24 @@ class Emulator(MetaEmulatorClient):
         """A user's message to the number: the emulator delivers it to the subscribed webhook, signed."""
         body = {"phone_number_id": phone_number_id, "from": sender, "type": "text", "text": text, **fields}
         return await self.call("POST", "/_emulator/inbound", json=body)
+
+    async def inject_media(self, phone_number_id: str, sender: str, kind: str, media: dict, **fields: Any) -> dict:
+        """A user's image, document... (`media`: bytes_b64, mime_type, caption, filename): the emulator
+        keeps the bytes under a new media id and sends the webhook naming it."""
+        return await self.call("POST", "/_emulator/inbound", json={
+            "phone_number_id": phone_number_id, "from": sender, "type": kind, "media": media, **fields})
+
+    async def gone_media_id(self, phone_number_id: str) -> str:
+        """A media id WhatsApp issued and no longer has (deleted, or expired as webhook media do after 7 days)."""
+        auth = {"Authorization": f"Bearer {ACCESS_TOKEN}"}
+        form = aiohttp.FormData()
+        form.add_field("messaging_product", "whatsapp")
+        form.add_field("file", b"\xff\xd8\xff", filename="old.jpg", content_type="image/jpeg")
+        async with self.http.post(f"{self.url}/{API_VERSION}/{phone_number_id}/media", data=form, headers=auth) as response:
+            media_id = (await response.json())["id"]
+        async with self.http.delete(f"{self.url}/{API_VERSION}/{media_id}", headers=auth) as response:
+            assert response.status == 200, await response.text()
+        return media_id
 
     async def webhook_deliveries(self, phone_number_id: str, count: int, **filters: str) -> list[dict]:
         """The webhook attempts matching `filters`, once `count` were made (the emulator records an
@@ -141,6 +163,14 @@ class Records(PublishedRecords):
     async def wait_for_text(self, phone_number_id: str, text: str, timeout: float = 15.0) -> list[event_pb2.Event]:
         await self.wait_until(lambda: text in texts(self.events(phone_number_id)), timeout)
         return self.events(phone_number_id)
+
+    async def wait_for_message(self, phone_number_id: str, wamid: str, count: int = 1) -> list[event_pb2.Event]:
+        """The number's inbound events for `wamid`, once `count` of them arrived."""
+        def found() -> list[event_pb2.Event]:
+            return [e for e in self.events(phone_number_id) if e.inbound_message_received.external_message_id == wamid]
+
+        await self.wait_until(lambda: len(found()) >= count)
+        return found()
 
     async def wait_for_statuses(self, conversation_id: str, count: int, timeout: float = 15.0) -> list[event_pb2.Event]:
         await self.wait_until(lambda: len(self.statuses[conversation_id]) >= count, timeout)
@@ -432,6 +462,153 @@ async def test_webhook_handshake_and_signatures_and_redeliveries_published_once(
     assert received.content == messaging_pb2.MessageContent(text=HELLO)
     assert received.platform_time.seconds == int(message["timestamp"])
     assert before - 1 <= received.receive_time.ToNanoseconds() / 1e9 <= time.time()
+
+
+# Inbound media ------------------------------------------------------------------------------
+
+
+def media_imports(outcome: str) -> float:
+    return REGISTRY.get_sample_value("chat4all_connector_media_imports_total",
+                                     {"connector": "whatsapp", "outcome": outcome}) or 0.0
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+async def test_inbound_media_are_imported_into_the_file_service_before_the_message_is_published(
+        emulator, redis_prefix, kafka_bootstrap, published, file_service):
+    phone = new_phone_number_id()
+    user = new_wa_id()
+    photo = noise_png(320, 320)
+    # Three parts of the file service's 5 MiB: spooled to disk, then PUT from it a few at once.
+    report = b"%PDF-1.4\n" + os.urandom(11 * 1024 * 1024 + 321)
+    imported_before = media_imports("imported")
+    async with connector(emulator, redis_prefix, kafka_bootstrap, phone, files_target=file_service.target):
+        image = await emulator.inject_media(phone, user, "image", {"bytes_b64": b64(photo), "mime_type": "image/png",
+                                                                    "caption": "olha a foto 📷"}, name="Ana Lima")
+        document = await emulator.inject_media(phone, user, "document", {
+            "bytes_b64": b64(report), "mime_type": "application/pdf", "filename": "relatório 4521.pdf"})
+        [image_event] = await published.wait_for_message(phone, image["wamid"])
+        [document_event] = await published.wait_for_message(phone, document["wamid"])
+
+    assert media_imports("imported") == imported_before + 2
+    for event, injected, data, content_type, caption, filename in (
+        (image_event, image, photo, "image/png", "olha a foto 📷", f"image-{image['media_id']}.png"),
+        (document_event, document, report, "application/pdf", "", "relatório 4521.pdf"),
+    ):
+        received = event.inbound_message_received
+        assert received.external_message_id == injected["wamid"]
+        # Imported: an attachment, nothing left as WhatsApp's reference. The caption is the file's
+        # (a client shows it with the file): not repeated as the message text.
+        assert list(received.media) == []
+        assert not received.content.HasField("text")
+        [attachment] = received.content.attachments
+        assert (attachment.caption, attachment.filename) == (caption, filename)
+        # The file service has exactly the bytes WhatsApp served: its SHA-256 and size, in S3.
+        file = await file_service.file(attachment.file_id)
+        assert (file.sha256, file.size_bytes) == (hashlib.sha256(data).hexdigest(), len(data))
+        assert base64.b64decode(injected["message"][injected["message"]["type"]]["sha256"]).hex() == file.sha256
+        assert (file.filename, file.declared_content_type, file.owner_user_id) == (filename, content_type, "")
+        assert file.state != files_pb2.FILE_STATE_UPLOADING  # completed: processing takes it from here
+        assert await file_service.stored_bytes(attachment.file_id) == data
+        assert await file_service.files_with_sha256(file.sha256) == 1
+
+    # Fetched the way WhatsApp serves media: described by id, then downloaded, both with the token.
+    for injected in (image, document):
+        [described] = (await emulator.call("GET", "/_emulator/requests",
+                                           params={"path": f"/{API_VERSION}/{injected['media_id']}"}))["requests"]
+        assert (described["method"], described["status"]) == ("GET", 200)
+        assert described["headers"]["Authorization"] == "Bearer [redacted]"
+    downloads = (await emulator.call("GET", "/_emulator/requests",
+                                     params={"path": "/whatsapp_business/attachments/"}))["requests"]
+    ours = [d for d in downloads if d.get("media_id") in (image["media_id"], document["media_id"])]
+    assert sorted((d["media_id"], d["status"]) for d in ours) == sorted(
+        [(image["media_id"], 200), (document["media_id"], 200)])
+    assert all(d["headers"]["Authorization"] == "Bearer [redacted]" for d in ours)
+
+
+async def test_a_redelivered_media_message_reuses_its_file(emulator, redis_prefix, kafka_bootstrap, published,
+                                                           file_service):
+    phone = new_phone_number_id()
+    user = new_wa_id()
+    photo = noise_png(100, 100)
+    sha256 = hashlib.sha256(photo).hexdigest()
+    async with connector(emulator, redis_prefix, kafka_bootstrap, phone, files_target=file_service.target):
+        # Meta delivers it twice: one import, one event.
+        injected = await emulator.inject_media(phone, user, "image", {"bytes_b64": b64(photo), "mime_type": "image/png"},
+                                               duplicate=1)
+        attempts = await emulator.webhook_deliveries(phone, 2, kind="messages", wamid=injected["wamid"])
+        assert [attempt["http_status"] for attempt in attempts] == [200, 200]
+        [first] = await published.wait_for_message(phone, injected["wamid"])
+    [attachment] = first.inbound_message_received.content.attachments
+    assert await file_service.files_with_sha256(sha256) == 1
+
+    # Delivered again to a connector that does not remember handling it (as after a crash between
+    # the import and the publish): imported into the same upload, which is complete, so reused.
+    reused_before = media_imports("reused")
+    raw = injected["raw"].encode()
+    async with (
+        redis_namespace("whatsapp", WhatsAppSettings) as (_, forgetful_prefix),
+        connector(emulator, forgetful_prefix, kafka_bootstrap, phone, subscribe=False,
+                  files_target=file_service.target) as (_, url),
+        aiohttp.ClientSession() as http,
+    ):
+        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(raw)}
+        async with http.post(url, data=raw, headers=headers) as response:
+            assert response.status == 200
+        first_again, second = await published.wait_for_message(phone, injected["wamid"], count=2)
+
+    assert first_again == first
+    assert second.event_id == first.event_id
+    assert list(second.inbound_message_received.content.attachments) == [attachment]
+    assert await file_service.files_with_sha256(sha256) == 1
+    assert media_imports("reused") == reused_before + 1
+
+
+async def test_media_that_cannot_be_imported_are_published_as_whatsapps_reference(
+        emulator, redis_prefix, kafka_bootstrap, published, file_service, no_faults):
+    phone = new_phone_number_id()
+    user = new_wa_id()
+    photo = noise_png(40, 40)
+    failed_before = {outcome: media_imports(outcome) for outcome in ("download_failed", "upload_failed")}
+    async with connector(emulator, redis_prefix, kafka_bootstrap, phone, files_target=file_service.target):
+        # A media id WhatsApp no longer has: describing it answers Graph error 100.
+        gone_id = await emulator.gone_media_id(phone)
+        gone = await emulator.inject_media(phone, user, "image", {"size": 1}, fields={"image": {
+            "id": gone_id, "mime_type": "image/jpeg", "sha256": b64(hashlib.sha256(b"old").digest()),
+            "caption": "lembra desta?"}})
+        # WhatsApp's API down: the media can be neither described nor downloaded.
+        await emulator.faults(down=True)
+        down = await emulator.inject_media(phone, user, "document", {
+            "bytes_b64": b64(b"%PDF-1.4\n" + os.urandom(10_000)), "mime_type": "application/pdf",
+            "filename": "boleto.pdf"})
+        [gone_event] = await published.wait_for_message(phone, gone["wamid"])
+        [down_event] = await published.wait_for_message(phone, down["wamid"])
+        await emulator.clear_faults()
+
+    # The file service unreachable (a connector pointed nowhere): downloaded, but not stored.
+    async with connector(emulator, redis_prefix, kafka_bootstrap, phone):
+        unstored = await emulator.inject_media(phone, user, "image", {
+            "bytes_b64": b64(photo), "mime_type": "image/png", "caption": "e esta?"})
+        [unstored_event] = await published.wait_for_message(phone, unstored["wamid"])
+
+    # Each is published anyway, with WhatsApp's reference for a later fetch and its caption as
+    # the text (nothing else would show what the sender wrote).
+    for event, injected, text in ((gone_event, gone, "lembra desta?"), (down_event, down, ""),
+                                  (unstored_event, unstored, "e esta?")):
+        received = event.inbound_message_received
+        sent = injected["message"][injected["message"]["type"]]
+        assert list(received.content.attachments) == []
+        assert received.content.text == text
+        [media] = received.media
+        assert (media.media_id, media.mime_type, media.sha256) == (sent["id"], sent["mime_type"], sent["sha256"])
+        assert media.caption == sent.get("caption", "") and media.filename == sent.get("filename", "")
+    assert gone_event.inbound_message_received.media[0].kind == message_pb2.CONTENT_KIND_IMAGE
+    assert down_event.inbound_message_received.media[0].kind == message_pb2.CONTENT_KIND_DOCUMENT
+    assert media_imports("download_failed") == failed_before["download_failed"] + 2
+    assert media_imports("upload_failed") == failed_before["upload_failed"] + 1
+    assert await file_service.file_count() == 0
 
 
 # Statuses -----------------------------------------------------------------------------------
