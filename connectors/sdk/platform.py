@@ -30,6 +30,10 @@ class Outgoing:
     # The platform messages it becomes, in order (a caption-less text and a file may be two).
     # A send that fails after some parts went out resumes after them on the next attempt.
     parts: list[Any]
+    # Each part counts against the buckets as one message (the platform limits messages, not
+    # requests): every part after the first takes its own slot before it goes, and one the
+    # limits refuse ends the attempt with their wait; the retry resumes at that part.
+    each_part_counts: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

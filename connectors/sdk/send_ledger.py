@@ -33,10 +33,12 @@ for i = 3, #KEYS do redis.call('SET', KEYS[i], ARGV[4], 'EX', ARGV[2]) end
 if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
 return 1
 """
-# KEYS: parts, lock. ARGV: parts so far, ttl s, lock token. Only while holding the lock.
+# KEYS: parts, lock. ARGV: parts so far, ttl s, lock token, lock ms. Only while holding the
+# lock, which it renews: each part of a long send (a large upload) gets the lock's full time.
 _NOTE_PARTS = """
 if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return 1
 """
 # KEYS: lock. ARGV: lock token. Only our own lock: it may have expired and been taken over.
@@ -124,8 +126,9 @@ class SendLedger:
         return SentRecord.loads(raw) if raw is not None else None
 
     async def note_parts(self, target: str, message_id: str, lock: str, sent: SentRecord) -> None:
+        """Keeps the parts sent so far and renews the lock; nothing unless `lock` is still ours."""
         keys = [f"{self._prefix}:parts:{target}:{message_id}", self._keys(target, message_id)[1]]
-        await self._note_parts(keys=keys, args=[sent.dumps(), self._ttl_seconds, lock])
+        await self._note_parts(keys=keys, args=[sent.dumps(), self._ttl_seconds, lock, self._lock_ms])
 
     async def release(self, target: str, message_id: str, lock: str) -> None:
         await self._release(keys=self._keys(target, message_id)[1:], args=[lock])

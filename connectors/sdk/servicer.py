@@ -8,6 +8,10 @@ answer RESOURCE_EXHAUSTED with the exact wait, without calling the platform);
 call the platform; record the answer and index its message ids for status
 reports. From the platform call on, the work is shielded from cancellation: a
 router that gave up waiting must not make us forget a send that went out.
+
+A send of several platform messages (a text, then files) notes each part that
+went out, so the next attempt resumes after them; where each part counts against
+the limits (Outgoing.each_part_counts), each takes its own slot before it goes.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from redis.exceptions import RedisError
 from connectors.sdk import metrics
 from connectors.sdk.breaker import CircuitBreaker, CircuitState
 from connectors.sdk.platform import Outgoing, Platform
-from connectors.sdk.rate_limits import RateLimiter
+from connectors.sdk.rate_limits import RateLimiter, Refusal
 from connectors.sdk.send_ledger import Claim, DeliveryRef, SendLedger, SentRecord
 from services.runtime.errors import InvalidArgument, NotFound, ResourceExhausted, ServiceError, Unavailable
 
@@ -38,6 +42,10 @@ _CIRCUIT_STATES = {
     CircuitState.OPEN: message_pb2.CIRCUIT_STATE_OPEN,
     CircuitState.HALF_OPEN: message_pb2.CIRCUIT_STATE_HALF_OPEN,
 }
+
+
+class LimitFull(ResourceExhausted):
+    """A shared send limit is full: no platform call was made for what is left of the send."""
 
 
 class ConnectorServicer(service_pb2_grpc.MessageConnectorServicer):
@@ -102,12 +110,7 @@ class ConnectorServicer(service_pb2_grpc.MessageConnectorServicer):
                 raise
             if refusal is not None:
                 self.breaker.cancel()
-                metrics.SENDS_THROTTLED.labels(self.name, refusal.scope).inc()
-                metrics.SENDS.labels(self.name, "throttled").inc()
-                raise ResourceExhausted(
-                    f"the {refusal.scope} send limit is full; retry in {refusal.retry_after_seconds:.3f}s",
-                    retry_after_seconds=refusal.retry_after_seconds,
-                )
+                raise self._limit_full(refusal)
         except BaseException:
             await self.ledger.release(target, message_id, lock)
             raise
@@ -149,7 +152,12 @@ class ConnectorServicer(service_pb2_grpc.MessageConnectorServicer):
         earlier = await self.ledger.parts_sent(outgoing.target, message_id) if multipart else None
         ids = list(earlier.platform_message_ids) if earlier else []
         send_time = earlier.send_time if earlier else 0
-        for part in outgoing.parts[len(ids):]:
+        for index, part in enumerate(outgoing.parts[len(ids):]):
+            if index and outgoing.each_part_counts:
+                # The first part of this attempt took the send's slot (_send_once).
+                refusal = await self.limiter.admit(outgoing.buckets)
+                if refusal is not None:
+                    raise self._limit_full(refusal)
             sent = await self.platform.send(outgoing, part)
             ids.append(sent.platform_message_id)
             send_time = send_time or sent.send_time
@@ -157,10 +165,21 @@ class ConnectorServicer(service_pb2_grpc.MessageConnectorServicer):
                 await self.ledger.note_parts(outgoing.target, message_id, lock, SentRecord(ids, send_time))
         return SentRecord(ids, send_time)
 
+    def _limit_full(self, refusal: Refusal) -> LimitFull:
+        metrics.SENDS_THROTTLED.labels(self.name, refusal.scope).inc()
+        metrics.SENDS.labels(self.name, "throttled").inc()
+        return LimitFull(
+            f"the {refusal.scope} send limit is full; retry in {refusal.retry_after_seconds:.3f}s",
+            retry_after_seconds=refusal.retry_after_seconds,
+        )
+
     async def _failed(
         self, request: request_response_pb2.SendMessageRequest, outgoing: Outgoing, error: ServiceError
     ) -> ServiceError:
         answer = self.breaker.failed(error)
+        if isinstance(error, LimitFull):
+            # Our own limits stopped a send half-way (the parts before went out): counted as throttled.
+            return answer
         if isinstance(error, ResourceExhausted) and error.retry_after_seconds:
             # Hold the bucket the platform named, else the account's (the first).
             scope = getattr(error, "scope", "")

@@ -1,8 +1,12 @@
 """The Telegram connector: MessageConnector for the Telegram Bot API, on the connector SDK.
 
-Outbound: text goes out with sendMessage (platform.py, bot_api.py); the SDK's
-servicer sends it once per (message_id, chat), within the bot's and the chat's
-limits shared by every replica, behind a circuit breaker.
+Outbound: text goes out with sendMessage, each attachment as a message of its
+own with sendPhoto/sendVideo/sendAudio/sendDocument (platform.py, media.py,
+bot_api.py), the file streamed from storage into the request ("upload") or
+fetched by Telegram from its URL ("url"). The SDK's servicer sends a message
+once per (message_id, chat), resuming after the parts that went out, each part
+within the bot's and the chat's limits shared by every replica, behind a
+circuit breaker.
 Inbound: updates arrive by webhook (webhook.py) or long polling (polling.py) and
 are published once each to chat4all.inbound.v1 (updates.py).
 

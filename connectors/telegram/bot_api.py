@@ -1,7 +1,8 @@
 """The Telegram Bot API, called through the SDK's pooled HTTP client.
 
-Every call goes to `{api_url}/bot<token>/<method>` with a JSON body, and every
-answer is `{"ok":true,"result":..}` or `{"ok":false,"error_code":N,"description":..}`.
+Every call goes to `{api_url}/bot<token>/<method>` with a JSON body (multipart/form-data
+when it carries a file), and every answer is `{"ok":true,"result":..}` or
+`{"ok":false,"error_code":N,"description":..}`.
 Failures become the runtime's errors, which are MessageConnector's error contract:
 
   429 (with parameters.retry_after)      RESOURCE_EXHAUSTED + that retry-after (PlatformThrottled:
@@ -13,7 +14,8 @@ Failures become the runtime's errors, which are MessageConnector's error contrac
        member), 400 "chat not found"
        (never started the bot), 400 after
        a group became a supergroup, 404, 409
-  other 4xx                              INVALID_ARGUMENT (this message is rejected as such)
+  other 4xx (e.g. a URL Telegram could   INVALID_ARGUMENT (this message is rejected as such)
+       not fetch, a photo it cannot use)
 
 The token is part of every URL: PlatformHttp redacts it from the texts it makes,
 and descriptions from the answer pass through the same `redact`.
@@ -22,6 +24,8 @@ and descriptions from the answer pass through the same `redact`.
 from __future__ import annotations
 
 from typing import Any
+
+import aiohttp
 
 from connectors.sdk.http import HttpAnswer, PlatformHttp
 from connectors.sdk.platform import PlatformThrottled
@@ -71,6 +75,14 @@ class BotApi:
 
     async def call(self, method: str, params: dict[str, Any], *, timeout_seconds: float | None = None) -> Any:
         answer = await self.http.request(method, "POST", self._base + method, json_body=params, timeout_seconds=timeout_seconds)
+        return self.result(method, answer)
+
+    async def upload(self, method: str, form: aiohttp.MultipartWriter, *, timeout_seconds: float) -> Any:
+        """A method whose file goes in the request (multipart/form-data), e.g. sendDocument."""
+        answer = await self.http.request(method, "POST", self._base + method, data=form, timeout_seconds=timeout_seconds)
+        return self.result(method, answer)
+
+    def result(self, method: str, answer: HttpAnswer) -> Any:
         body = answer.json_object()
         if answer.status == 200 and body.get("ok") is True:
             return body.get("result")

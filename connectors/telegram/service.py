@@ -8,7 +8,9 @@ import asyncio
 import logging
 
 from connectors.sdk.assembly import assemble, open_http
+from connectors.sdk.storage_downloads import StorageDownloads
 from connectors.telegram.bot_api import BotApi
+from connectors.telegram.media import MediaUploads
 from connectors.telegram.platform import TelegramPlatform
 from connectors.telegram.polling import Poller
 from connectors.telegram.settings import TelegramSettings
@@ -26,10 +28,20 @@ async def setup(runtime: Runtime) -> None:
     http = await open_http(runtime, "telegram", settings, secrets=[settings.telegram_bot_token])
     api = BotApi(http, settings.telegram_api_url, settings.telegram_bot_token,
                  timeout_seconds=settings.connector_http_timeout_seconds)
-    connector = await assemble(runtime, TelegramPlatform(settings, api))
+    platform = TelegramPlatform(settings, api)
+    connector = await assemble(runtime, platform)
+    if settings.telegram_media_delivery == "upload":
+        downloads = StorageDownloads(
+            connect_timeout_seconds=settings.connector_http_connect_timeout_seconds,
+            read_timeout_seconds=settings.connector_http_timeout_seconds,
+            redact=http.redact,
+        )
+        downloads = await runtime.own(await downloads.open(), lambda d: d.close())
+        platform.uploads = MediaUploads(api, downloads, timeout_seconds=settings.media_send_timeout_seconds)
 
     mode = settings.telegram_inbound_mode
-    log.info("telegram connector", extra={"bot_id": settings.bot_id, "inbound_mode": mode})
+    log.info("telegram connector", extra={"bot_id": settings.bot_id, "inbound_mode": mode,
+                                          "media_delivery": settings.telegram_media_delivery})
     if mode == "off":
         return
     updates = TelegramUpdates(settings.bot_id, await connector.inbound_publisher())

@@ -2,7 +2,7 @@
 
 What every connector shares (Redis, send records, HTTP client, webhook server,
 circuit breaker) is in ConnectorSettings (C4A_CONNECTOR_*); here are the bot,
-how its updates come in, and Telegram's send limits.
+how its updates come in, how files reach Telegram, and Telegram's send limits.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from connectors.sdk.settings import ConnectorSettings
 from services.runtime.config import ConfigError, env_name
 
 INBOUND_MODES = ("webhook", "polling", "off")
+MEDIA_DELIVERIES = ("upload", "url")
 _SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 # Settings the connector SDK took over. A deployment still setting an old name would run on
 # the default without a word (a webhook on the wrong port, keys under another prefix), so
@@ -47,6 +48,9 @@ class TelegramSettings(ConnectorSettings):
     # How long a handled update_id is remembered to drop redeliveries of it. Keep it under a
     # week: after a week without updates Telegram may start its ids again.
     connector_inbound_ttl_seconds: int = 3 * 24 * 3600
+    # Longer than one file's send may take (telegram_media_send_timeout_seconds): the lock is
+    # renewed after each message of a send, so one file's send must fit in it.
+    connector_send_lock_seconds: float = 90.0
 
     # The bot, as BotFather gave it ("123456:ABC..."). Never logged (not even in a repr).
     telegram_bot_token: str = dataclasses.field(default="", repr=False)
@@ -68,6 +72,18 @@ class TelegramSettings(ConnectorSettings):
     telegram_poll_timeout_seconds: int = 25
     telegram_poll_backoff_max_seconds: float = 30.0
 
+    # How files reach Telegram. "upload": the connector streams each file from its presigned
+    # download URL into a multipart sendPhoto/sendVideo/sendAudio/sendDocument (photos up to
+    # 10 MB, other files 50 MB); the default, because our S3 is private and Telegram's servers
+    # could not fetch its URLs. "url": Telegram is given the download URL and fetches the file
+    # itself (photos up to 5 MB, other files 20 MB; sendDocument by URL is guaranteed for GIF,
+    # PDF and ZIP only); only for storage reachable from the internet.
+    telegram_media_delivery: str = "upload"
+    # The longest one file's send may take: by upload, reading it from storage and uploading it;
+    # by URL, Telegram fetching it (the Bot API answers once it has the file). Below the send
+    # lock, which must outlast it; 0: two thirds of the lock (60 s with the default 90 s).
+    telegram_media_send_timeout_seconds: float = 0.0
+
     # Send limits, enforced across replicas in Redis before Telegram is called. Telegram allows
     # about 1 message/s per private chat (short bursts), 20/min per group, 30/s per bot.
     telegram_private_chat_per_second: float = 1.0
@@ -76,6 +92,10 @@ class TelegramSettings(ConnectorSettings):
     telegram_group_burst: int = 10
     telegram_bot_per_second: float = 30.0
     telegram_bot_burst: int = 30
+
+    @property
+    def media_send_timeout_seconds(self) -> float:
+        return self.telegram_media_send_timeout_seconds or self.connector_send_lock_seconds * 2 / 3
 
     @property
     def bot_id(self) -> str:
@@ -101,6 +121,13 @@ class TelegramSettings(ConnectorSettings):
                 )
             if not self.telegram_webhook_path.startswith("/"):
                 raise ConfigError("C4A_TELEGRAM_WEBHOOK_PATH must start with /")
+        if self.telegram_media_delivery not in MEDIA_DELIVERIES:
+            raise ConfigError(f"C4A_TELEGRAM_MEDIA_DELIVERY must be one of {', '.join(MEDIA_DELIVERIES)}")
+        if not 0 <= self.telegram_media_send_timeout_seconds < self.connector_send_lock_seconds:
+            raise ConfigError(
+                "C4A_TELEGRAM_MEDIA_SEND_TIMEOUT_SECONDS must be below C4A_CONNECTOR_SEND_LOCK_SECONDS"
+                " (0: two thirds of it)"
+            )
         for name in ("private_chat_per_second", "group_per_minute", "bot_per_second"):
             if getattr(self, f"telegram_{name}") <= 0:
                 raise ConfigError(f"C4A_TELEGRAM_{name.upper()} must be positive")

@@ -1,6 +1,7 @@
 """The Telegram connector against real parts: the Telegram Bot API emulator as a
 process, the machine's Redis, a tansu broker, and the connector's gRPC server
-in-process through the runtime.
+in-process through the runtime. Files are served, as presigned S3 URLs would be,
+by a small HTTP server of the module's own.
 
 Every test uses a bot token of its own, so its emulator state (chats, flood
 buckets, update queue, webhook) and its Redis keys are its own; the inbound
@@ -11,15 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import os
 import secrets
 import string
+import struct
 import time
+import tracemalloc
 import uuid
+import zlib
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import grpc
 import pytest
+from aiohttp import web
 from aiokafka.errors import KafkaConnectionError
 from chat4all.channel.v1 import channel_pb2
 from chat4all.connector.v1 import message_pb2, request_response_pb2
@@ -32,7 +41,7 @@ from connectors.telegram import service as telegram_service
 from connectors.telegram.settings import TelegramSettings
 from services.messaging import topics
 from services.runtime import kafka
-from services.runtime.status_details import retry_after_seconds
+from services.runtime.status_details import MEDIA_TOO_LARGE, error_reason, retry_after_seconds
 from tests.connectors.harness import (
     EmulatorClient,
     PublishedRecords,
@@ -216,11 +225,14 @@ async def test_platform_answers_map_to_the_contracts_codes(emulator, redis_prefi
 
         # Refused by the connector itself, without calling Telegram.
         before = len(await emulator.requests(token, "sendMessage"))
-        attachment = send_request(bot, 504)
-        attachment.content.attachments.add(file_id="f1", content_type="image/png", download_url="http://x/f1")
-        refused = await rpc_error(stub.SendMessage(attachment))
+        no_url = send_request(bot, 504)
+        no_url.content.attachments.add(file_id="f1", content_type="image/png", size_bytes=10)
+        refused = await rpc_error(stub.SendMessage(no_url))
         assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION
-        assert refused.details() == "attachments are not supported by this connector yet"
+        assert refused.details() == "attachment f1 has no download URL"
+        empty = await rpc_error(stub.SendMessage(send_request(bot, 504, "  ")))
+        assert empty.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert empty.details() == "the message has no text or attachment"
         template = send_request(bot, 504)
         template.content.template.name = "order_update"
         assert (await rpc_error(stub.SendMessage(template))).code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -365,7 +377,12 @@ async def test_capabilities_and_health(emulator, redis_prefix, kafka_bootstrap):
     async with connector(emulator, redis_prefix, kafka_bootstrap, token) as (stub, _):
         capabilities = await stub.GetCapabilities(request_response_pb2.GetCapabilitiesRequest(account_id=bot))
         assert capabilities.channel == channel_pb2.CHANNEL_TELEGRAM
-        assert list(capabilities.content_kinds) == [message_pb2.CONTENT_KIND_TEXT]
+        assert set(capabilities.content_kinds) == {
+            message_pb2.CONTENT_KIND_TEXT, message_pb2.CONTENT_KIND_IMAGE, message_pb2.CONTENT_KIND_VIDEO,
+            message_pb2.CONTENT_KIND_AUDIO, message_pb2.CONTENT_KIND_DOCUMENT}
+        # Files are uploaded by default: Telegram's multipart limits.
+        assert media_limits(capabilities) == {"image": 10 * MiB, "video": 50 * MiB, "audio": 50 * MiB,
+                                              "document": 50 * MiB}
         assert capabilities.supports_groups and capabilities.max_text_length == 4096
         assert list(capabilities.reported_statuses) == []  # SENT is final on Telegram
         limits = {(limit.scope, limit.max_messages, limit.period.seconds) for limit in capabilities.rate_limits}
@@ -382,12 +399,383 @@ async def test_capabilities_and_health(emulator, redis_prefix, kafka_bootstrap):
         unknown = await rpc_error(stub.CheckHealth(request_response_pb2.CheckHealthRequest(account_id="1")))
         assert unknown.code() == grpc.StatusCode.NOT_FOUND
 
+    # Files by URL: Telegram fetches them itself, and takes smaller ones.
+    async with connector(emulator, redis_prefix, kafka_bootstrap, token, telegram_media_delivery="url") as (stub, _):
+        capabilities = await stub.GetCapabilities(request_response_pb2.GetCapabilitiesRequest(account_id=bot))
+        assert media_limits(capabilities) == {"image": 5 * MiB, "video": 20 * MiB, "audio": 20 * MiB,
+                                              "document": 20 * MiB}
+
     # A platform that does not answer.
     async with connector(emulator, redis_prefix, kafka_bootstrap, token,
                          telegram_api_url=f"http://127.0.0.1:{free_port()}") as (stub, _):
         health = await stub.CheckHealth(request_response_pb2.CheckHealthRequest())
         assert not health.platform_reachable and health.detail
         assert token not in health.detail
+
+
+# Media --------------------------------------------------------------------------------------
+
+MiB = 1024 * 1024
+_KIND_NAMES = {message_pb2.CONTENT_KIND_IMAGE: "image", message_pb2.CONTENT_KIND_VIDEO: "video",
+               message_pb2.CONTENT_KIND_AUDIO: "audio", message_pb2.CONTENT_KIND_DOCUMENT: "document"}
+
+
+def media_limits(capabilities: request_response_pb2.GetCapabilitiesResponse) -> dict[str, int]:
+    return {_KIND_NAMES[limit.content_kind]: limit.max_size_bytes for limit in capabilities.media_limits}
+
+
+def png(width: int, height: int) -> bytes:
+    """A real PNG (the emulator reads a photo's dimensions), of noise so it does not compress."""
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    rows = b"".join(b"\x00" + os.urandom(3 * width) for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, 0)) + chunk(b"IEND", b"")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Storage:
+    """Stands in for S3: serves files from disk at presigned-looking URLs (no file extension,
+    a signature in the query) and counts the GETs of each; a file may answer an error status,
+    or break off half-way, instead."""
+
+    def __init__(self, directory: Path, url: str) -> None:
+        self.directory = directory
+        self.url = url
+        self.gets: Counter[str] = Counter()
+        self.status: dict[str, int] = {}
+        self.broken: set[str] = set()
+
+    def put(self, data: bytes, content_type: str) -> str:
+        key = uuid.uuid4().hex
+        (self.directory / key).write_bytes(data)
+        (self.directory / f"{key}.type").write_text(content_type)
+        return f"{self.url}/chat4all-files/{key}?X-Amz-Expires=900&X-Amz-Signature={secrets.token_hex(32)}"
+
+    @staticmethod
+    def key(url: str) -> str:
+        return url.split("?", 1)[0].rsplit("/", 1)[1]
+
+    async def serve(self, request: web.Request) -> web.StreamResponse:
+        key = request.match_info["key"]
+        self.gets[key] += 1
+        if key in self.status:
+            return web.Response(status=self.status[key], text="storage says no")
+        path = self.directory / key
+        if not path.exists():
+            return web.Response(status=404, text="NoSuchKey")
+        content_type = (self.directory / f"{key}.type").read_text()
+        if key in self.broken:
+            # The stated length, half of the bytes, then the connection drops.
+            data = path.read_bytes()
+            response = web.StreamResponse(headers={"Content-Type": content_type, "Content-Length": str(len(data))})
+            await response.prepare(request)
+            await response.write(data[: len(data) // 2])
+            request.transport.close()
+            return response
+        # From disk (sendfile): the bytes are in no Python object of this process.
+        return web.FileResponse(path, headers={"Content-Type": content_type})
+
+
+@pytest.fixture(scope="module")
+async def storage(tmp_path_factory):
+    app = web.Application()
+    port = free_port()
+    served = Storage(tmp_path_factory.mktemp("storage"), f"http://127.0.0.1:{port}")
+    app.router.add_get("/chat4all-files/{key}", served.serve)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield served
+    finally:
+        await runner.cleanup()
+
+
+def attachment(storage: Storage, data: bytes, content_type: str, filename: str, caption: str = "",
+               size_bytes: int | None = None) -> messaging_pb2.Attachment:
+    """A file as the router hands it to a connector: detected type, size, a fresh download URL."""
+    return messaging_pb2.Attachment(
+        file_id=str(uuid.uuid4()), caption=caption, filename=filename, content_type=content_type,
+        size_bytes=len(data) if size_bytes is None else size_bytes, download_url=storage.put(data, content_type),
+    )
+
+
+def media_request(bot: str, chat_id: int | str, *attachments: messaging_pb2.Attachment, text: str | None = None,
+                  **fields: Any) -> request_response_pb2.SendMessageRequest:
+    request = send_request(bot, chat_id, text, **fields)
+    request.content.attachments.extend(attachments)
+    return request
+
+
+async def emulator_file(emulator: Emulator, token: str, file_id: str) -> bytes:
+    """What Telegram keeps of a file it received (getFile, then the file download)."""
+    async with emulator.http.post(f"{emulator.url}/bot{token}/getFile", json={"file_id": file_id}) as response:
+        path = (await response.json())["result"]["file_path"]
+    async with emulator.http.get(f"{emulator.url}/file/bot{token}/{path}") as response:
+        return await response.read()
+
+
+async def test_a_photo_by_upload_reaches_telegram_as_multipart_with_its_exact_bytes(emulator, redis_prefix,
+                                                                                    kafka_bootstrap, storage):
+    token = new_token()
+    bot = bot_of(token)
+    photo = png(320, 200)
+    file = attachment(storage, photo, "image/png", "chart.png", caption="olha o gráfico")
+    async with connector(emulator, redis_prefix, kafka_bootstrap, token) as (stub, settings):
+        assert settings.telegram_media_delivery == "upload"  # the default
+        reply = await stub.SendMessage(media_request(bot, 4242, file, sender_display_name="Ana Lima"))
+
+    # One sendPhoto, the file in the request: multipart (every field a string), its bytes exactly.
+    [call] = await emulator.requests(token, "sendPhoto")
+    assert call["status"] == 200
+    assert call["params"] == {
+        "chat_id": "4242",
+        # No text: the sender's name rides on the caption.
+        "caption": "Ana Lima: olha o gráfico",
+        "photo": {"filename": "chart.png", "size": len(photo), "sha256": sha256(photo), "content_type": "image/png"},
+    }
+    [sent] = await emulator.messages(token)
+    assert sent["media"]["source"] == "upload"
+    assert reply.platform_message_ids == [str(sent["message_id"])]
+    assert reply.send_time.seconds == sent["message"]["date"]
+    assert sent["message"]["caption"] == "Ana Lima: olha o gráfico"
+    assert await emulator_file(emulator, token, sent["message"]["photo"][-1]["file_id"]) == photo
+    assert storage.gets[Storage.key(file.download_url)] == 1
+
+    # A file without a caption: the name alone is its caption.
+    document = attachment(storage, b"%PDF-1.7 one page", "application/pdf", "nota.pdf")
+    async with connector(emulator, redis_prefix, kafka_bootstrap, token) as (stub, _):
+        await stub.SendMessage(media_request(bot, 4242, document, sender_display_name="Ana Lima"))
+    [call] = await emulator.requests(token, "sendDocument")
+    assert (call["params"]["caption"], call["params"]["document"]["filename"]) == ("Ana Lima", "nota.pdf")
+
+
+async def test_a_document_by_url_is_fetched_by_telegram_itself(emulator, redis_prefix, kafka_bootstrap, storage):
+    token = new_token()
+    bot = bot_of(token)
+    report = os.urandom(300_000)
+    file = attachment(storage, report, "application/pdf", "relatório.pdf", caption="segue o relatório")
+    async with connector(emulator, redis_prefix, kafka_bootstrap, token, telegram_media_delivery="url") as (stub, _):
+        reply = await stub.SendMessage(media_request(bot, 4242, file))
+
+    # The URL is the document parameter; Telegram fetched it: the bytes it keeps are the file's.
+    [call] = await emulator.requests(token, "sendDocument")
+    assert call["params"] == {"chat_id": 4242, "document": file.download_url, "caption": "segue o relatório"}
+    [sent] = await emulator.messages(token)
+    assert reply.platform_message_ids == [str(sent["message_id"])]
+    assert (sent["media"]["source"], sent["media"]["url"]) == ("url", file.download_url)
+    assert (sent["media"]["size"], sent["media"]["sha256"]) == (len(report), sha256(report))
+    document = sent["message"]["document"]
+    assert document["mime_type"] == "application/pdf"  # as storage served it (the URL has no extension)
+    assert await emulator_file(emulator, token, document["file_id"]) == report
+    assert storage.gets[Storage.key(file.download_url)] == 1  # by Telegram; the connector never read it
+
+
+async def test_text_and_files_become_one_telegram_message_each_in_order(emulator, redis_prefix, kafka_bootstrap,
+                                                                        storage):
+    token = new_token()
+    bot = bot_of(token)
+    group = -1002233445566
+    photo, video, song = png(64, 48), os.urandom(40_000), os.urandom(30_000)
+    gif, sheet = b"GIF89a" + os.urandom(500), os.urandom(9_000)
+    files = [
+        attachment(storage, photo, "image/png", "foto.png", caption="a foto"),
+        attachment(storage, video, "video/mp4", "clip.mp4"),
+        attachment(storage, song, "audio/mpeg", "song.mp3", caption="ouve"),
+        attachment(storage, gif, "image/gif", "dance.gif"),
+        attachment(storage, sheet, "application/vnd.ms-excel", "contas.xls"),
+    ]
+    request = media_request(bot, group, *files, text="veja os arquivos", sender_display_name="Ana Lima")
+    async with connector(emulator, redis_prefix, kafka_bootstrap, token) as (stub, _):
+        reply = await stub.SendMessage(request)
+        assert await stub.SendMessage(request) == reply  # a repeat sends nothing
+
+    sent = await emulator.messages(token)
+    # The text first (named), then each file by its kind, with its own caption, in order.
+    assert [m["method"] for m in sent] == ["sendMessage", "sendPhoto", "sendVideo", "sendAudio", "sendDocument",
+                                          "sendDocument"]
+    assert sent[0]["message"]["text"] == "Ana Lima: veja os arquivos"
+    assert [m["message"].get("caption") for m in sent[1:]] == ["a foto", None, "ouve", None, None]
+    assert [m["media"]["sha256"] for m in sent[1:]] == [sha256(data) for data in (photo, video, song, gif, sheet)]
+    assert [m["media"]["file_name"] for m in sent[2:]] == ["clip.mp4", "song.mp3", "dance.gif", "contas.xls"]
+    # Every message id, in send order.
+    assert list(reply.platform_message_ids) == [str(m["message_id"]) for m in sent]
+    assert len(set(reply.platform_message_ids)) == 6
+    assert all(storage.gets[Storage.key(file.download_url)] == 1 for file in files)
+
+
+async def test_a_file_over_telegrams_limit_is_refused_before_any_call(emulator, redis_prefix, kafka_bootstrap,
+                                                                     storage):
+    token = new_token()
+    bot = bot_of(token)
+    small = b"%PDF-1.7 tiny"
+    report = attachment(storage, small, "application/pdf", "report.pdf", size_bytes=60_000_000)
+    photo = attachment(storage, small, "image/jpeg", "cat.jpg", size_bytes=10 * MiB + 1)
+    async with connector(emulator, redis_prefix, kafka_bootstrap, token) as (stub, _):
+        # With a text before it: the text does not go either.
+        refused = await rpc_error(stub.SendMessage(media_request(bot, 4242, report, text="o relatório")))
+        assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert refused.details() == (
+            "document report.pdf is 60000000 bytes; Telegram accepts documents up to 50 MB by upload")
+        # The router fails the delivery for good, without a dead letter: a retry cannot help.
+        assert error_reason(refused) == MEDIA_TOO_LARGE
+        big_photo = await rpc_error(stub.SendMessage(media_request(bot, 4242, photo)))
+        assert big_photo.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert big_photo.details() == (
+            f"photo cat.jpg is {10 * MiB + 1} bytes; Telegram accepts photos up to 10 MB by upload")
+        long_caption = attachment(storage, small, "application/pdf", "a.pdf", caption="x" * 1025)
+        too_long = await rpc_error(stub.SendMessage(media_request(bot, 4242, long_caption)))
+        assert too_long.code() == grpc.StatusCode.INVALID_ARGUMENT and "1025" in too_long.details()
+
+    # By URL, Telegram fetches at most 5 MB for a photo, 20 MB for other files.
+    by_url = attachment(storage, small, "image/jpeg", "cat.jpg", size_bytes=5 * MiB + 1)
+    video = attachment(storage, small, "video/mp4", "clip.mp4", size_bytes=20 * MiB + 1)
+    async with connector(emulator, redis_prefix, kafka_bootstrap, token, telegram_media_delivery="url") as (stub, _):
+        refused = await rpc_error(stub.SendMessage(media_request(bot, 4242, by_url)))
+        assert refused.details() == f"photo cat.jpg is {5 * MiB + 1} bytes; Telegram accepts photos up to 5 MB by URL"
+        refused = await rpc_error(stub.SendMessage(media_request(bot, 4242, video)))
+        assert refused.details() == (
+            f"video clip.mp4 is {20 * MiB + 1} bytes; Telegram accepts videos up to 20 MB by URL")
+        assert error_reason(refused) == MEDIA_TOO_LARGE
+
+    # Nothing reached Telegram, nothing was read from storage.
+    assert (await emulator.call("GET", "/_emulator/requests", params={"token": token}))["requests"] == []
+    assert not any(storage.gets[Storage.key(f.download_url)] for f in (report, photo, long_caption, by_url, video))
+
+
+async def test_a_send_that_failed_at_its_second_file_resends_only_what_was_not_sent(emulator, redis_prefix,
+                                                                                  kafka_bootstrap, storage,
+                                                                                  no_faults):
+    token = new_token()
+    bot = bot_of(token)
+    group = -1003344556677
+    photo, report = png(80, 60), os.urandom(120_000)
+    files = [attachment(storage, photo, "image/png", "a.png"), attachment(storage, report, "application/pdf", "b.pdf")]
+    request = media_request(bot, group, *files, text="dois arquivos")
+    async with connector(emulator, redis_prefix, kafka_bootstrap, token) as (stub, _):
+        # The text and the photo go; Telegram fails the document with a 502.
+        await emulator.faults(fail_next=1, error_status=502, fail_after=2)
+        failed = await rpc_error(stub.SendMessage(request))
+        assert failed.code() == grpc.StatusCode.UNAVAILABLE and "502" in failed.details()
+        first = await emulator.messages(token)
+        assert [m["method"] for m in first] == ["sendMessage", "sendPhoto"]
+
+        # The router's retry: only the document goes; the answer lists all three, in order.
+        request.attempt = 2
+        reply = await stub.SendMessage(request)
+        assert await stub.SendMessage(request) == reply
+
+    sent = await emulator.messages(token)
+    assert [m["method"] for m in sent] == ["sendMessage", "sendPhoto", "sendDocument"]
+    assert sent[:2] == first
+    assert list(reply.platform_message_ids) == [str(m["message_id"]) for m in sent]
+    calls = (await emulator.call("GET", "/_emulator/requests", params={"token": token}))["requests"]
+    assert [(c["method"], c["status"]) for c in calls] == [
+        ("sendMessage", 200), ("sendPhoto", 200), ("sendDocument", 502), ("sendDocument", 200)]
+    assert sent[2]["media"]["sha256"] == sha256(report)
+    assert [storage.gets[Storage.key(f.download_url)] for f in files] == [1, 2]
+
+
+async def test_a_send_longer_than_its_lock_is_not_taken_over_by_a_duplicate(emulator, redis_prefix, kafka_bootstrap,
+                                                                            storage, no_faults):
+    """Each message of a send renews its lock: a send of three slow uploads outlasts the lock,
+    and a duplicate of it meanwhile waits for its result instead of sending the rest again."""
+    token = new_token()
+    bot = bot_of(token)
+    files = [attachment(storage, os.urandom(5_000), "application/pdf", f"{n}.pdf") for n in range(3)]
+    request = media_request(bot, -1004455667788, *files)
+    short_lock = dict(connector_http_timeout_seconds=1.0, connector_send_lock_seconds=1.5,
+                      telegram_media_send_timeout_seconds=1.2)
+    async with connector(emulator, redis_prefix, kafka_bootstrap, token, **short_lock) as (stub, _):
+        await emulator.faults(latency_ms=700)  # three sends: about 2.1 s, over the 1.5 s lock
+        first = asyncio.ensure_future(stub.SendMessage(request))
+        await asyncio.sleep(1.6)
+        duplicate = await stub.SendMessage(request)
+        assert await first == duplicate
+
+    sent = await emulator.messages(token)
+    assert len(sent) == 3 and list(duplicate.platform_message_ids) == [str(m["message_id"]) for m in sent]
+
+
+async def test_each_telegram_message_of_a_send_counts_against_the_chats_limit(emulator, redis_prefix,
+                                                                              kafka_bootstrap, storage):
+    token = new_token()
+    bot = bot_of(token)
+    files = [attachment(storage, png(40, 30), "image/png", f"{n}.png") for n in range(2)]
+    request = media_request(bot, 4343, *files, text="três mensagens")
+    async with connector(emulator, redis_prefix, kafka_bootstrap, token, telegram_private_chat_burst=2) as (stub, _):
+        # Two messages at once to the chat: the text and the first photo go, the second waits.
+        throttled = await rpc_error(stub.SendMessage(request))
+        assert throttled.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "private_chat send limit" in throttled.details()
+        assert 0 < retry_after_seconds(throttled) <= 1.0
+        assert [m["method"] for m in await emulator.messages(token)] == ["sendMessage", "sendPhoto"]
+        assert storage.gets[Storage.key(files[1].download_url)] == 0
+
+        await asyncio.sleep(retry_after_seconds(throttled))
+        request.attempt = 2
+        reply = await stub.SendMessage(request)
+
+    sent = await emulator.messages(token)
+    assert [m["method"] for m in sent] == ["sendMessage", "sendPhoto", "sendPhoto"]
+    assert list(reply.platform_message_ids) == [str(m["message_id"]) for m in sent]
+    assert [storage.gets[Storage.key(f.download_url)] for f in files] == [1, 1]
+
+
+async def test_storage_failures_are_told_apart_from_telegrams(emulator, redis_prefix, kafka_bootstrap, storage):
+    token = new_token()
+    bot = bot_of(token)
+    gone = attachment(storage, b"%PDF gone", "application/pdf", "gone.pdf")
+    storage.status[Storage.key(gone.download_url)] = 403  # an expired or revoked URL
+    down = attachment(storage, b"%PDF down", "application/pdf", "down.pdf")
+    storage.status[Storage.key(down.download_url)] = 503
+    broken = attachment(storage, os.urandom(2 * MiB), "application/pdf", "broken.pdf")
+    storage.broken.add(Storage.key(broken.download_url))
+    breaker = dict(connector_breaker_failure_threshold=2)
+    async with connector(emulator, redis_prefix, kafka_bootstrap, token, **breaker) as (stub, _):
+        refused = await rpc_error(stub.SendMessage(media_request(bot, 4444, gone)))
+        assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert refused.details() == "the download URL of gone.pdf answered HTTP 403"
+
+        # Storage down, or the download breaking off in the middle of the upload: transient,
+        # and not Telegram's failure, so the bot's circuit stays closed.
+        for file, reason in ((down, "storage answered HTTP 503 for down.pdf"),
+                             (broken, "reading broken.pdf from storage")):
+            failed = await rpc_error(stub.SendMessage(media_request(bot, 4444, file)))
+            assert failed.code() == grpc.StatusCode.UNAVAILABLE
+            assert reason in failed.details(), failed.details()
+            assert retry_after_seconds(failed) is None
+        health = await stub.CheckHealth(request_response_pb2.CheckHealthRequest(account_id=bot))
+        assert health.circuit_state == message_pb2.CIRCUIT_STATE_CLOSED
+        assert await emulator.messages(token) == []
+        reply = await stub.SendMessage(send_request(bot, 4445, "text still goes"))
+        assert len(reply.platform_message_ids) == 1
+
+
+async def test_a_large_file_streams_from_storage_to_telegram_without_being_held_in_memory(
+        emulator, redis_prefix, kafka_bootstrap, storage):
+    token = new_token()
+    bot = bot_of(token)
+    archive = os.urandom(40 * MiB)
+    file = attachment(storage, archive, "application/zip", "backup.zip")
+    async with connector(emulator, redis_prefix, kafka_bootstrap, token) as (stub, _):
+        tracemalloc.start()
+        try:
+            reply = await stub.SendMessage(media_request(bot, 4646, file), timeout=60)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+
+    # The connector (in this process) held a few chunks at a time, never the 40 MB.
+    assert peak < 8 * MiB, f"peak {peak / MiB:.1f} MiB"
+    [sent] = await emulator.messages(token)
+    assert reply.platform_message_ids == [str(sent["message_id"])]
+    assert (sent["media"]["size"], sent["media"]["sha256"]) == (len(archive), sha256(archive))
 
 
 # Inbound: webhook ---------------------------------------------------------------------------

@@ -254,6 +254,29 @@ async def test_fail_next_gives_exactly_n_server_errors(http, emulator):
     assert status == 200
 
 
+async def test_fail_after_lets_that_many_sends_through_before_the_failures(http, emulator):
+    """To fail the second file of a message sent as several messages, not the first."""
+    await control(http, emulator, "PUT", "faults", {"fail_next": 1, "error_status": 502, "fail_after": 2})
+    statuses = []
+    for n in range(4):
+        status, _, _ = await bot_api(http, emulator, "sendMessage", chat_id=6000 + n, text="x")
+        statuses.append(status)
+    assert statuses == [200, 200, 502, 200]
+    faults = (await control(http, emulator, "GET", "faults"))["faults"]
+    assert (faults["fail_next"], faults["fail_after"]) == (0, 0)
+
+    # Alone it changes nothing; with a 429 it delays that one.
+    await control(http, emulator, "PUT", "faults", {"fail_after": 1})
+    status, _, _ = await bot_api(http, emulator, "sendMessage", chat_id=6010, text="x")
+    assert status == 200
+    await control(http, emulator, "PUT", "faults", {"fail_next_429": 1, "fail_after": 1, "retry_after": 2})
+    first, _, _ = await bot_api(http, emulator, "sendMessage", chat_id=6011, text="x")
+    second, body, _ = await bot_api(http, emulator, "sendMessage", chat_id=6012, text="x")
+    assert (first, second, body["parameters"]) == (200, 429, {"retry_after": 2})
+    async with http.put(f"{emulator}/_emulator/faults", json={"fail_after": -1}) as response:
+        assert response.status == 400
+
+
 async def test_random_faults_repeat_with_the_same_seed(http, emulator):
     async def statuses() -> list[int]:
         await control(http, emulator, "PUT", "faults", {"error_rate": 0.5, "seed": 42})
@@ -486,6 +509,31 @@ async def test_photos_must_be_images_and_uploads_over_50_mb_are_refused(http, em
     assert (await control(http, emulator, "GET", "messages"))["count"] == 1
 
 
+async def test_photo_uploads_are_limited_to_10_mb_other_files_to_50_mb(http, emulator):
+    """Telegram's multipart limits: a photo above 10 MB is not saved, the same bytes as a
+    document go (documents are refused above 50 MB, see above)."""
+    image = png(40, 30)
+    exactly_10_mb = image + b"\0" * (10 * 1024 * 1024 - len(image))
+    for data, expected in ((exactly_10_mb, 200), (exactly_10_mb + b"\0", 400)):
+        form = aiohttp.FormData()
+        form.add_field("chat_id", "42")
+        form.add_field("photo", data, filename="big.png", content_type="image/png")
+        async with http.post(f"{emulator}/bot{TOKEN}/sendPhoto", data=form) as response:
+            body = await response.json()
+        assert response.status == expected, body
+    assert body == {"ok": False, "error_code": 400, "description": "Bad Request: PHOTO_SAVE_FILE_INVALID"}
+
+    form = aiohttp.FormData()
+    form.add_field("chat_id", "42")
+    form.add_field("document", exactly_10_mb + b"\0", filename="big.png", content_type="image/png")
+    async with http.post(f"{emulator}/bot{TOKEN}/sendDocument", data=form) as response:
+        assert response.status == 200
+        assert (await response.json())["result"]["document"]["file_size"] == 10 * 1024 * 1024 + 1
+    sent = await control(http, emulator, "GET", "messages")
+    assert [(m["method"], m["media"]["size"]) for m in sent["messages"]] == [
+        ("sendPhoto", 10 * 1024 * 1024), ("sendDocument", 10 * 1024 * 1024 + 1)]
+
+
 async def test_injected_media_can_be_downloaded_up_to_20_mb(http, emulator):
     image = png(64, 48)
     injected = await inject(http, emulator, {
@@ -511,9 +559,14 @@ async def test_media_by_url_is_fetched_only_from_loopback(http, emulator):
     async def huge_file(_: web.Request) -> web.Response:
         return web.Response(body=b"\0" * (20 * 1024 * 1024 + 1))
 
+    async def big_photo(_: web.Request) -> web.Response:
+        image = png(40, 30)
+        return web.Response(body=image + b"\0" * (5 * 1024 * 1024 + 1 - len(image)), content_type="image/png")
+
     served = web.Application()
     served.router.add_get("/files/small.pdf", small_file)
     served.router.add_get("/files/huge.bin", huge_file)
+    served.router.add_get("/files/big.png", big_photo)
     runner = web.AppRunner(served, access_log=None)
     await runner.setup()
     port = free_port()
@@ -524,9 +577,17 @@ async def test_media_by_url_is_fetched_only_from_loopback(http, emulator):
         assert status == 200, body
         assert body["result"]["document"]["file_size"] == len(small)
         assert body["result"]["document"]["file_name"] == "small.pdf"
+        assert body["result"]["document"]["mime_type"] == "application/pdf"  # as the URL served it
+        _, file_body, _ = await bot_api(http, emulator, "getFile", file_id=body["result"]["document"]["file_id"])
+        async with http.get(f"{emulator}/file/bot{TOKEN}/{file_body['result']['file_path']}") as response:
+            assert await response.read() == small  # what it fetched is what it keeps
         for url in (f"http://127.0.0.1:{port}/files/huge.bin", f"http://127.0.0.1:{port}/files/missing"):
             status, body, _ = await bot_api(http, emulator, "sendDocument", chat_id=43, document=url)
             assert (status, body["description"]) == (400, "Bad Request: failed to get HTTP URL content")
+        # By URL photos stop at 5 MB (documents at 20 MB).
+        status, body, _ = await bot_api(http, emulator, "sendPhoto", chat_id=43,
+                                        photo=f"http://127.0.0.1:{port}/files/big.png")
+        assert (status, body["description"]) == (400, "Bad Request: failed to get HTTP URL content")
         # Not loopback: recorded, never fetched.
         status, body, _ = await bot_api(http, emulator, "sendPhoto", chat_id=44, photo="https://example.com/cat.jpg")
         assert status == 200 and "file_size" not in body["result"]["photo"][-1]

@@ -10,8 +10,10 @@ import dataclasses
 
 MiB = 1024 * 1024
 
-# Cloud Bot API file limits (a local Bot API server allows 2,000 MB uploads).
+# Cloud Bot API file limits (a local Bot API server allows 2,000 MB uploads): multipart
+# uploads 10 MB for photos, 50 MB for other files; by URL 5 MB for photos, 20 MB for others.
 UPLOAD_LIMIT_BYTES = 50 * MiB
+UPLOAD_PHOTO_LIMIT_BYTES = 10 * MiB
 DOWNLOAD_LIMIT_BYTES = 20 * MiB
 URL_LIMIT_BYTES = 20 * MiB
 URL_PHOTO_LIMIT_BYTES = 5 * MiB

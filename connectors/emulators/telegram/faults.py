@@ -2,7 +2,9 @@
 
 Random faults draw from one seeded RNG in a fixed order, so the same seed and
 the same sequence of sends give the same faults. `fail_next` and
-`fail_next_429` are deterministic: the next N sends fail, whatever the rates.
+`fail_next_429` are deterministic: the next N sends fail, whatever the rates;
+with `fail_after` they start after that many more sends went through (to fail the
+second file of a message split into several sends).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class FaultConfig:
     drop_after_send_rate: float = 0.0
     fail_next: int = 0
     fail_next_429: int = 0
+    # fail_next / fail_next_429 start after this many sends went through.
+    fail_after: int = 0
     seed: int | None = None
 
 
@@ -52,7 +56,7 @@ def parse_fault_config(body: dict[str, Any], base: FaultConfig | None = None) ->
     for name, value in body.items():
         if name == "seed":
             config.seed = None if value is None else int(value)
-        elif name in ("error_status", "retry_after", "fail_next", "fail_next_429"):
+        elif name in ("error_status", "retry_after", "fail_next", "fail_next_429", "fail_after"):
             setattr(config, name, int(value))
         else:
             setattr(config, name, float(value))
@@ -63,7 +67,7 @@ def parse_fault_config(body: dict[str, Any], base: FaultConfig | None = None) ->
         raise ValueError("error_status must be a 5xx status")
     if config.retry_after < 1:
         raise ValueError("retry_after must be at least 1 second")
-    if min(config.latency_ms, config.latency_jitter_ms, config.fail_next, config.fail_next_429) < 0:
+    if min(config.latency_ms, config.latency_jitter_ms, config.fail_next, config.fail_next_429, config.fail_after) < 0:
         raise ValueError("latency and counters must not be negative")
     return config
 
@@ -116,7 +120,9 @@ class Faults:
         if c.latency_ms or c.latency_jitter_ms:
             jitter = rng.uniform(-c.latency_jitter_ms, c.latency_jitter_ms) if c.latency_jitter_ms else 0.0
             decision.delay_s = max(0.0, c.latency_ms + jitter) / 1000.0
-        if c.fail_next > 0:
+        if (c.fail_next > 0 or c.fail_next_429 > 0) and c.fail_after > 0:
+            c.fail_after -= 1  # goes through; the failures come after
+        elif c.fail_next > 0:
             c.fail_next -= 1
             decision.error = server_error(c.error_status)
         elif c.fail_next_429 > 0:

@@ -27,6 +27,7 @@ from .config import (
     LONG_POLL_BATCH_S,
     LONG_POLL_MAX_TIMEOUT_S,
     TEXT_LIMIT_CHARS,
+    UPLOAD_PHOTO_LIMIT_BYTES,
     URL_LIMIT_BYTES,
     URL_PHOTO_LIMIT_BYTES,
 )
@@ -202,8 +203,8 @@ def _is_local(url: str) -> bool:
     return host in _LOCAL_HOSTS or host.startswith("127.")
 
 
-async def _fetch_local(call: Call, url: str, limit: int) -> bytes:
-    """Bytes behind a loopback URL (the emulator never fetches from the internet)."""
+async def _fetch_local(call: Call, url: str, limit: int) -> tuple[bytes, str | None]:
+    """Bytes and Content-Type behind a loopback URL (the emulator never fetches from the internet)."""
     try:
         timeout = aiohttp.ClientTimeout(total=30)
         async with call.http().get(url, timeout=timeout, allow_redirects=True) as response:
@@ -218,7 +219,8 @@ async def _fetch_local(call: Call, url: str, limit: int) -> bytes:
                 if size > limit:
                     raise bad_request("failed to get HTTP URL content")
                 chunks.append(chunk)
-            return b"".join(chunks)
+            content_type = response.headers.get("Content-Type")
+            return b"".join(chunks), content_type.split(";", 1)[0].strip() if content_type else None
     except (aiohttp.ClientError, asyncio.TimeoutError):
         raise bad_request("failed to get HTTP URL content") from None
 
@@ -243,6 +245,9 @@ async def _media_source(call: Call, kind: str) -> _MediaSource:
         source = _MediaSource(kind, data=upload.data, sha256=upload.sha256, file_name=upload.filename,
                               mime_type=upload.content_type)
         if kind == "photo":
+            if upload.size > UPLOAD_PHOTO_LIMIT_BYTES:
+                # Telegram saves no photo above 10 MB (a document may be up to 50 MB).
+                raise bad_request("PHOTO_SAVE_FILE_INVALID")
             source.image = image_info(upload.data)
             _check_photo(source.image, "IMAGE_PROCESS_FAILED")
         return source
@@ -252,7 +257,8 @@ async def _media_source(call: Call, kind: str) -> _MediaSource:
         path_name = unquote(urlsplit(value).path.rsplit("/", 1)[-1]) or None
         source = _MediaSource(kind, url=value, file_name=path_name)
         if _is_local(value):
-            source.data = await _fetch_local(call, value, URL_PHOTO_LIMIT_BYTES if kind == "photo" else URL_LIMIT_BYTES)
+            limit = URL_PHOTO_LIMIT_BYTES if kind == "photo" else URL_LIMIT_BYTES
+            source.data, source.mime_type = await _fetch_local(call, value, limit)
             if not source.data:
                 raise bad_request("failed to get HTTP URL content")
             if kind == "photo":
