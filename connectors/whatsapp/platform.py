@@ -120,6 +120,9 @@ class WhatsAppPlatform:
             raise InvalidArgument("the message has no text, template or attachment")
         media = [self._media(attachment) for attachment in content.attachments]
         first = media[0][1] if media else None
+        if not text and sender_name and first is not None and media[0][0] in _CAPTIONED:
+            caption = first.get("caption")
+            first["caption"] = (f"{sender_name}: {caption}" if caption else sender_name)[:MAX_CAPTION_LENGTH]
         if text and first is not None and media[0][0] in _CAPTIONED and "caption" not in first and len(text) <= MAX_CAPTION_LENGTH:
             first["caption"] = text  # the text rides on the first file as its caption
             text = ""

@@ -138,6 +138,7 @@ class Router:
             await self._dead_letter(message, recipient, 0, f"no connector is configured for {_channel_name(recipient.channel)}", "", [])
             return
         attempt, deferrals, deferred_until = 1, 0, time.monotonic() + self.settings.max_deferral_seconds
+        timeout = self.settings.connector_media_timeout_seconds if message.content.attachments else self.settings.connector_timeout_seconds
         request = connector_requests.SendMessageRequest(
             message_id=message.message_id,
             conversation_id=message.conversation_id,
@@ -153,7 +154,7 @@ class Router:
             try:
                 if message.content.attachments:
                     request.content.CopyFrom(await self.attachments.for_connector(message.content))
-                reply = await connector.stub.SendMessage(request, timeout=self.settings.connector_timeout_seconds)
+                reply = await connector.stub.SendMessage(request, timeout=timeout)
             except AttachmentRefused as refused:
                 await self._fail(message, recipient, attempt, f"attachment not sendable: {refused}", "", [dispatched])
                 return

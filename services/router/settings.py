@@ -24,5 +24,8 @@ class RouterSettings(RuntimeSettings):
     # circuit) before it is dead-lettered.
     max_deferral_seconds: float = 600.0
     connector_timeout_seconds: float = 10.0
+    # A send with files: the connector may stream them to the platform (Telegram uploads up to
+    # 50 MB each), so it gets longer before the router counts the attempt as failed.
+    connector_media_timeout_seconds: float = 180.0
     max_in_flight: int = 5000
     commit_interval_seconds: float = 0.2
