@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from scripts.platform.config import Config
 from scripts.platform.parts.apps import App
 from scripts.platform.parts.base import Context, Part, PartError, PartStatus
+from scripts.platform.parts.clamd import Clamd
 from scripts.platform.parts.envoy import Envoy
 from scripts.platform.parts.kafka import Kafka
 from scripts.platform.parts.postgres import Postgres
@@ -18,6 +19,8 @@ from scripts.platform.parts.redis import Redis
 from scripts.platform.parts.seaweedfs import SeaweedFS
 
 Report = Callable[[str], None]
+# Apps that need more than App gives (their own environment or probe), by module.
+_APP_PARTS: dict[str, type[App]] = {Clamd.MODULE: Clamd}
 _LOCK_WAIT_S = 180  # a concurrent `up` or `stop` on the same var/ may take this long
 
 
@@ -29,7 +32,7 @@ class Stack:
         # Each stage waits for the one before; the apps start together and are awaited together.
         self.stages: list[list[Part]] = [
             [Postgres(ctx)], [Redis(ctx)], [SeaweedFS(ctx)], [Kafka(ctx)], [Envoy(ctx)],
-            [App(ctx, name, settings) for name, settings in cfg.apps.items()],
+            [_APP_PARTS.get(settings.get("module", ""), App)(ctx, name, settings) for name, settings in cfg.apps.items()],
         ]
 
     @property

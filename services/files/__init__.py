@@ -1,1 +1,2 @@
-"""FileService: presigned multipart uploads to S3, processing state, download URLs."""
+"""FileService: presigned multipart uploads to S3, processing (content type, malware scan,
+thumbnails), download URLs."""

@@ -1,4 +1,5 @@
-"""The S3 side of files: multipart uploads, presigned URLs, streaming checksums.
+"""The S3 side of files: multipart uploads, presigned URLs, streaming checksums, and the reads
+and writes of processing (a file's first bytes, its content in chunks, thumbnails).
 
 boto3 blocks, so every call runs in a worker thread (asyncio.to_thread) and the event loop keeps
 serving other RPCs. S3 failures become UNAVAILABLE, which the contract says is safe to retry.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import boto3
@@ -22,6 +25,10 @@ _HASH_CHUNK = 1024 * 1024
 _PARTS_PER_PAGE = 1000
 # What S3 answers CompleteMultipartUpload when the parts are wrong (too small, unknown, gone).
 _REFUSED_PARTS = {"EntityTooSmall", "InvalidPart", "InvalidPartOrder", "NoSuchUpload"}
+
+
+class ObjectMissing(Exception):
+    """The object a file row points at is not in the bucket."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +127,14 @@ class ObjectStore:
             raise Unavailable(f"object storage: {exc}") from exc
 
     async def abort_multipart(self, key: str, s3_upload_id: str) -> None:
-        await self._call(self.client.abort_multipart_upload, Bucket=self.bucket, Key=key, UploadId=s3_upload_id)
+        """Drop the upload and its parts; one S3 no longer knows is already gone."""
+        try:
+            await asyncio.to_thread(self.client.abort_multipart_upload, Bucket=self.bucket, Key=key, UploadId=s3_upload_id)
+        except ClientError as exc:
+            if _code(exc) != "NoSuchUpload":
+                raise Unavailable(f"object storage: {exc}") from exc
+        except BotoCoreError as exc:
+            raise Unavailable(f"object storage: {exc}") from exc
 
     async def measure(self, key: str) -> StoredObject | None:
         """Size and SHA-256 of the stored object, streamed: never the whole object in memory;
@@ -144,6 +158,64 @@ class ObjectStore:
         finally:
             body.close()
         return StoredObject(size, digest.hexdigest())
+
+    async def read_head(self, key: str, length: int) -> bytes:
+        """The object's first `length` bytes (a ranged GET: the rest never leaves S3)."""
+        return await self._reading(key, lambda: self._read_blocking(key, f"bytes=0-{length - 1}"))
+
+    def _read_blocking(self, key: str, byte_range: str) -> bytes:
+        body = self.client.get_object(Bucket=self.bucket, Key=key, Range=byte_range)["Body"]
+        try:
+            return body.read()
+        finally:
+            body.close()
+
+    async def chunks(self, key: str, start: int, end: int, chunk_bytes: int = _HASH_CHUNK) -> AsyncIterator[bytes]:
+        """Bytes [start, end) of the object, a chunk at a time: one chunk in memory, whatever the
+        size. Use it in `contextlib.aclosing`, so a consumer that stops early releases the GET."""
+        body = await self._reading(
+            key, lambda: self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end - 1}")["Body"]
+        )
+        try:
+            while chunk := await self._reading(key, lambda: body.read(chunk_bytes)):
+                yield chunk
+        finally:
+            await asyncio.to_thread(body.close)
+
+    async def spool(self, key: str, max_memory_bytes: int) -> tempfile.SpooledTemporaryFile:
+        """The whole object in a temporary file (in memory only up to `max_memory_bytes`),
+        rewound; the caller closes it."""
+        return await self._reading(key, lambda: self._spool_blocking(key, max_memory_bytes))
+
+    def _spool_blocking(self, key: str, max_memory_bytes: int) -> tempfile.SpooledTemporaryFile:
+        spooled = tempfile.SpooledTemporaryFile(max_size=max_memory_bytes)
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            try:
+                for chunk in body.iter_chunks(_HASH_CHUNK):
+                    spooled.write(chunk)
+            finally:
+                body.close()
+            spooled.seek(0)
+            return spooled
+        except BaseException:
+            spooled.close()
+            raise
+
+    async def _reading(self, key: str, read):
+        """Runs a blocking read in a thread: a missing object is ObjectMissing, any other
+        failure UNAVAILABLE."""
+        try:
+            return await asyncio.to_thread(read)
+        except ClientError as exc:
+            if _code(exc) in ("NoSuchKey", "404"):
+                raise ObjectMissing(f"object storage holds no object {key}") from exc
+            raise Unavailable(f"object storage: {exc}") from exc
+        except BotoCoreError as exc:
+            raise Unavailable(f"object storage: {exc}") from exc
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        await self._call(self.client.put_object, Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
 
     async def delete(self, key: str) -> None:
         await self._call(self.client.delete_object, Bucket=self.bucket, Key=key)

@@ -1,5 +1,9 @@
 """The FileService gRPC servicer: checks requests, then leaves uploads to `uploads`, metadata
-to the store and bytes to object storage (clients move them through presigned URLs)."""
+to the store and bytes to object storage (clients move them through presigned URLs).
+
+Beside the RPCs, each replica runs the processing worker (processing_worker.py: content type,
+malware scan with clamd, thumbnails; what makes a file CLEAN) and the sweeper of abandoned
+uploads (sweeper.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +15,12 @@ import grpc
 from chat4all.files.v1 import message_pb2, request_response_pb2 as rr, service_pb2, service_pb2_grpc
 
 from services.files.object_store import ObjectStore
+from services.files.processing import FileProcessing
+from services.files.processing_worker import ProcessingWorker
+from services.files.scanning import ClamdScanner
 from services.files.settings import FileSettings
 from services.files.store import FileStore
+from services.files.sweeper import UploadSweeper
 from services.files.uploads import MAX_FILE_BYTES, NewUpload, Uploads
 from services.runtime.app import Runtime
 from services.runtime.errors import FailedPrecondition, InvalidArgument
@@ -40,6 +48,8 @@ class FileService(service_pb2_grpc.FileServiceServicer):
             content_type=_required("content_type", request.content_type),
             size_bytes=_size(request.size_bytes),
             sha256=_sha256(request.sha256),
+            # Empty for media a connector imports from a platform.
+            owner_user_id=parse_uuid(request.owner_user_id, "owner_user_id") if request.owner_user_id else None,
         )
         file = await self.uploads.create(request_id, request_hash("CreateUpload", request), upload)
         response = rr.CreateUploadResponse(
@@ -119,6 +129,16 @@ async def setup(runtime: Runtime) -> None:
     objects = ObjectStore(
         settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key, settings.s3_region, settings.s3_bucket
     )
+    store = FileStore(pool)
+    # Stopped in reverse, before the pool closes: the worker gives back the files it holds.
+    if settings.processing_concurrency > 0:
+        scanner = ClamdScanner(settings.clamd_address, settings.clamd_timeout_seconds, settings.clamd_stream_max_bytes)
+        worker = ProcessingWorker(pool, objects, FileProcessing(objects, scanner, settings), settings)
+        await worker.start()
+        runtime.on_shutdown(worker.stop)
+    sweeper = UploadSweeper(store, objects, settings.sweep_interval_seconds)
+    await sweeper.start()
+    runtime.on_shutdown(sweeper.stop)
     runtime.add_servicer(
-        service_pb2_grpc.add_FileServiceServicer_to_server, FileService(FileStore(pool), objects, settings), SERVICE_NAME
+        service_pb2_grpc.add_FileServiceServicer_to_server, FileService(store, objects, settings), SERVICE_NAME
     )

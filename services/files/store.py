@@ -19,10 +19,13 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.runtime.errors import AlreadyExists, NotFound
 
-_COLUMNS = (
+COLUMNS = (
     "file_id, upload_id, s3_upload_id, object_key, filename, declared_content_type, detected_content_type,"
-    " size_bytes, sha256, part_size_bytes, state, failure_reason, create_time, update_time, expire_time"
+    " size_bytes, sha256, part_size_bytes, state, failure_reason, create_time, update_time, expire_time,"
+    " owner_user_id, thumbnail_file_id"
 )
+# Delivered when the transaction that completed an upload commits: wakes the processing workers.
+PROCESSING_CHANNEL = "chat4all_files_processing"
 
 
 @dataclass(frozen=True)
@@ -42,12 +45,15 @@ class FileRow:
     create_time: datetime
     update_time: datetime
     expire_time: datetime
+    owner_user_id: uuid.UUID | None
+    thumbnail_file_id: uuid.UUID | None
 
     def to_proto(self) -> message_pb2.File:
         file = message_pb2.File(
             file_id=str(self.file_id), filename=self.filename, declared_content_type=self.declared_content_type,
             detected_content_type=self.detected_content_type, size_bytes=self.size_bytes, sha256=self.sha256,
             state=self.state, failure_reason=self.failure_reason,
+            owner_user_id=str(self.owner_user_id or ""), thumbnail_file_id=str(self.thumbnail_file_id or ""),
         )
         file.create_time.FromDatetime(self.create_time)
         file.update_time.FromDatetime(self.update_time)
@@ -83,20 +89,21 @@ class FileTransaction:
     async def insert_upload(
         self, file_id: uuid.UUID, upload_id: uuid.UUID, s3_upload_id: str, object_key: str, filename: str,
         content_type: str, size_bytes: int, sha256: str, part_size_bytes: int, expire_time: datetime,
+        owner_user_id: uuid.UUID | None,
     ) -> FileRow:
         row = await (
             await self.conn.execute(
                 "INSERT INTO files (file_id, upload_id, s3_upload_id, object_key, filename, declared_content_type,"
-                " size_bytes, sha256, part_size_bytes, state, expire_time)"
-                f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
+                " size_bytes, sha256, part_size_bytes, state, expire_time, owner_user_id)"
+                f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {COLUMNS}",
                 (file_id, upload_id, s3_upload_id, object_key, filename, content_type, size_bytes, sha256,
-                 part_size_bytes, message_pb2.FILE_STATE_UPLOADING, expire_time),
+                 part_size_bytes, message_pb2.FILE_STATE_UPLOADING, expire_time, owner_user_id),
             )
         ).fetchone()
         return FileRow(**row)
 
     async def file(self, file_id: uuid.UUID) -> FileRow:
-        row = await (await self.conn.execute(f"SELECT {_COLUMNS} FROM files WHERE file_id = %s", (file_id,))).fetchone()
+        row = await (await self.conn.execute(f"SELECT {COLUMNS} FROM files WHERE file_id = %s", (file_id,))).fetchone()
         if row is None:
             raise NotFound(f"file_id: no file {file_id}")
         return FileRow(**row)
@@ -104,16 +111,32 @@ class FileTransaction:
     async def lock_upload(self, upload_id: uuid.UUID) -> FileRow:
         """The upload's file, locked: two CompleteUpload calls for one upload take turns."""
         row = await (
-            await self.conn.execute(f"SELECT {_COLUMNS} FROM files WHERE upload_id = %s FOR UPDATE", (upload_id,))
+            await self.conn.execute(f"SELECT {COLUMNS} FROM files WHERE upload_id = %s FOR UPDATE", (upload_id,))
         ).fetchone()
         if row is None:
             raise NotFound(f"upload_id: no upload {upload_id}")
         return FileRow(**row)
 
+    async def lock_expired_uploads(self, limit: int) -> list[FileRow]:
+        """Uploads still UPLOADING past their expire_time, locked. SKIP LOCKED: one that a
+        CompleteUpload (or another replica's sweeper) holds is left to it."""
+        rows = await (
+            await self.conn.execute(
+                f"SELECT {COLUMNS} FROM files WHERE state = %s AND expire_time < now()"
+                " ORDER BY expire_time LIMIT %s FOR UPDATE SKIP LOCKED",
+                (message_pb2.FILE_STATE_UPLOADING, limit),
+            )
+        ).fetchall()
+        return [FileRow(**row) for row in rows]
+
+    async def notify_processing(self, file_id: uuid.UUID) -> None:
+        """Tell the processing workers, once this transaction commits, that a file awaits them."""
+        await self.conn.execute("SELECT pg_notify(%s, %s)", (PROCESSING_CHANNEL, str(file_id)))
+
     async def set_state(self, file_id: uuid.UUID, state: int, failure_reason: str = "") -> FileRow:
         row = await (
             await self.conn.execute(
-                f"UPDATE files SET state = %s, failure_reason = %s, update_time = now() WHERE file_id = %s RETURNING {_COLUMNS}",
+                f"UPDATE files SET state = %s, failure_reason = %s, update_time = now() WHERE file_id = %s RETURNING {COLUMNS}",
                 (state, failure_reason, file_id),
             )
         ).fetchone()

@@ -34,6 +34,7 @@ class NewUpload:
     content_type: str
     size_bytes: int
     sha256: str
+    owner_user_id: uuid.UUID | None  # None: media a connector imported from a platform
 
 
 def part_size_for(size_bytes: int, preferred: int) -> int:
@@ -70,6 +71,7 @@ class Uploads:
                 return await tx.insert_upload(
                     file_id, uuid.uuid4(), s3_upload_id, key, upload.filename, upload.content_type, upload.size_bytes,
                     upload.sha256, part_size_for(upload.size_bytes, self.settings.part_size_bytes), expire_time,
+                    upload.owner_user_id,
                 )
             except BaseException:
                 # Nothing in the database points at it: do not leave its parts behind (best effort;
@@ -96,7 +98,8 @@ class Uploads:
                 await self._assemble(file, parts)
                 await self._verify(file)
                 # Checksum and size are verified; content-type detection, malware scan and
-                # thumbnail are the processing still to run, so the file waits in PROCESSING.
+                # thumbnail run in the processing workers (processing.py), woken at commit.
+                await tx.notify_processing(file.file_id)
                 return await tx.set_state(file.file_id, message_pb2.FILE_STATE_PROCESSING)
         except _Failed as failure:
             # Recorded outside the rolled-back transaction (the request claim goes with it), so the

@@ -1,121 +1,30 @@
-"""FileService on real PostgreSQL and real S3 (SeaweedFS): a file goes up in parts through
-presigned URLs, is verified on completion, and comes back intact through a download URL."""
+"""FileService on real PostgreSQL, real S3 (SeaweedFS) and a real clamd: a file goes up in
+parts through presigned URLs, is verified on completion, processed, and comes back intact
+through a download URL."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import uuid
-from pathlib import Path
 
-import aiohttp
 import grpc
 import pytest
 from chat4all.files.v1 import message_pb2, request_response_pb2 as rr, service_pb2_grpc
 
-from services.files import servicer as files
-from services.files.settings import FileSettings
 from services.files.uploads import part_count, part_size_for
-from tests.services.servers import execute, query, serving
-
-MiB = 1024 * 1024
-# The smallest part S3 accepts (every part but the last), so a few-MB file takes several parts.
-TEST_PART_SIZE = 5 * MiB
-_STREAM_CHUNK = 256 * 1024
-
-
-def files_service(postgres_dsn: str, s3_server, **settings):
-    return serving(files, FileSettings, postgres_dsn, **{"part_size_bytes": TEST_PART_SIZE, **s3_server.settings(), **settings})
+from tests.files.client import (
+    TEST_PART_SIZE, MiB, complete, create_request, download_sha256, files_service, get_file, object_exists, put_parts,
+    settled, upload_file, write_random_file,
+)
+from tests.services.servers import query
 
 
-def write_random_file(path: Path, size: int) -> str:
-    """Random bytes to disk; returns their SHA-256."""
-    digest = hashlib.sha256()
-    with open(path, "wb") as out:
-        left = size
-        while left:
-            chunk = os.urandom(min(MiB, left))
-            digest.update(chunk)
-            out.write(chunk)
-            left -= len(chunk)
-    return digest.hexdigest()
-
-
-async def _read_range(path: Path, offset: int, length: int):
-    """The part's bytes from disk, chunk by chunk: the test never holds a part in memory."""
-    with open(path, "rb") as source:
-        source.seek(offset)
-        left = length
-        while left:
-            chunk = await asyncio.to_thread(source.read, min(_STREAM_CHUNK, left))
-            if not chunk:
-                return
-            left -= len(chunk)
-            yield chunk
-
-
-async def put_parts(upload: rr.CreateUploadResponse, path: Path) -> list[message_pb2.CompletedPart]:
-    """PUT every part to its presigned URL, streamed from disk; returns the parts with ETags."""
-    size, completed = path.stat().st_size, []
-    async with aiohttp.ClientSession() as http:
-        for part in upload.part_urls:
-            offset = (part.part_number - 1) * upload.part_size_bytes
-            length = min(upload.part_size_bytes, size - offset)
-            # S3 refuses chunked uploads to presigned URLs: the exact length goes in the header.
-            body = _read_range(path, offset, length)
-            async with http.put(part.url, data=body, headers={"Content-Length": str(length)}) as answer:
-                assert answer.status == 200, await answer.text()
-                completed.append(message_pb2.CompletedPart(part_number=part.part_number, etag=answer.headers["ETag"]))
-    return completed
-
-
-def create_request(path: Path, sha256: str, size: int | None = None, **fields) -> rr.CreateUploadRequest:
-    return rr.CreateUploadRequest(
-        request_id=str(uuid.uuid4()), filename=path.name, content_type="application/octet-stream",
-        size_bytes=path.stat().st_size if size is None else size, sha256=sha256, **fields,
-    )
-
-
-async def upload_file(stub, path: Path, sha256: str, size: int | None = None) -> tuple[rr.CreateUploadResponse, list]:
-    created = await stub.CreateUpload(create_request(path, sha256, size))
-    return created, await put_parts(created, path)
-
-
-def complete(created: rr.CreateUploadResponse, parts) -> rr.CompleteUploadRequest:
-    return rr.CompleteUploadRequest(request_id=str(uuid.uuid4()), upload_id=created.upload_id, parts=parts)
-
-
-async def mark_clean(postgres_dsn: str, file_id: str) -> None:
-    """Stands in for processing (content type, malware scan), which lands in a later slice."""
-    await execute(postgres_dsn, "UPDATE files SET state = %s WHERE file_id = %s", (message_pb2.FILE_STATE_CLEAN, file_id))
-
-
-async def download_sha256(url: str) -> tuple[int, str, int]:
-    """Status, SHA-256 and size of a GET of the URL, streamed."""
-    digest, size = hashlib.sha256(), 0
-    async with aiohttp.ClientSession() as http, http.get(url) as answer:
-        async for chunk in answer.content.iter_chunked(_STREAM_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-        return answer.status, digest.hexdigest(), size
-
-
-async def object_exists(s3_server, file_id: str) -> bool:
-    client = s3_server.client()
-    try:
-        await asyncio.to_thread(client.head_object, Bucket=s3_server.bucket, Key=f"files/{file_id}")
-        return True
-    except client.exceptions.ClientError as exc:
-        assert exc.response["Error"]["Code"] in ("404", "NoSuchKey"), exc
-        return False
-
-
-async def test_a_file_goes_up_in_parts_and_comes_back_intact(postgres_dsn, s3_server, tmp_path):
+async def test_a_file_goes_up_in_parts_and_comes_back_intact(postgres_dsn, s3_server, clamd, tmp_path):
     path = tmp_path / "video.bin"
     size = 12 * MiB + 12345  # three parts: 5 MiB, 5 MiB and the rest
     sha256 = write_random_file(path, size)
-    async with files_service(postgres_dsn, s3_server) as (_, channel):
+    async with files_service(postgres_dsn, s3_server, clamd.address) as (_, channel):
         stub = service_pb2_grpc.FileServiceStub(channel)
         created, parts = await upload_file(stub, path, sha256)
         assert created.part_size_bytes == TEST_PART_SIZE
@@ -128,24 +37,23 @@ async def test_a_file_goes_up_in_parts_and_comes_back_intact(postgres_dsn, s3_se
         done = (await stub.CompleteUpload(complete(created, parts))).file
         assert (done.file_id, done.size_bytes, done.sha256) == (created.file_id, size, sha256)
         assert done.filename == "video.bin" and done.declared_content_type == "application/octet-stream"
-        # Checksum verified; the rest of processing (scan, content type) comes later.
+        # Checksum verified; content type, scan and thumbnail run asynchronously.
         assert done.state == message_pb2.FILE_STATE_PROCESSING
 
-        # Only CLEAN files are served, per the contract.
-        with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await stub.GetDownloadUrl(rr.GetDownloadUrlRequest(file_id=created.file_id))
-        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-
-        await mark_clean(postgres_dsn, created.file_id)
+        processed = await settled(stub, created.file_id)
+        assert processed.state == message_pb2.FILE_STATE_CLEAN, processed
+        assert processed.detected_content_type == "application/octet-stream" and not processed.thumbnail_file_id
+        assert processed.update_time.ToDatetime() > done.update_time.ToDatetime()
         link = await stub.GetDownloadUrl(rr.GetDownloadUrlRequest(file_id=created.file_id))
         assert link.expire_time.seconds > 0
         assert await download_sha256(link.url) == (200, sha256, size)
 
 
-async def test_completing_twice_with_the_same_request_id_answers_the_same(postgres_dsn, s3_server, tmp_path):
+async def test_completing_twice_with_the_same_request_id_answers_the_same(postgres_dsn, s3_server, clamd, tmp_path):
     path = tmp_path / "note.txt"
     sha256 = write_random_file(path, 1000)
-    async with files_service(postgres_dsn, s3_server) as (_, channel):
+    # No processing: a retry answers with the file as it is now, which processing would change.
+    async with files_service(postgres_dsn, s3_server, clamd.address, processing_concurrency=0) as (_, channel):
         stub = service_pb2_grpc.FileServiceStub(channel)
         created, parts = await upload_file(stub, path, sha256)
         request = complete(created, parts)
@@ -157,10 +65,10 @@ async def test_completing_twice_with_the_same_request_id_answers_the_same(postgr
         assert again.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
-async def test_create_upload_is_idempotent(postgres_dsn, s3_server, tmp_path):
+async def test_create_upload_is_idempotent(postgres_dsn, s3_server, clamd, tmp_path):
     path = tmp_path / "a.bin"
     sha256 = write_random_file(path, 7 * MiB)
-    async with files_service(postgres_dsn, s3_server) as (_, channel):
+    async with files_service(postgres_dsn, s3_server, clamd.address) as (_, channel):
         stub = service_pb2_grpc.FileServiceStub(channel)
         request = create_request(path, sha256)
         first = await stub.CreateUpload(request)
@@ -192,10 +100,12 @@ async def test_create_upload_is_idempotent(postgres_dsn, s3_server, tmp_path):
         (dict(filename=""), "filename"),
         (dict(content_type=" "), "content_type"),
         (dict(request_id="not-a-uuid"), "request_id"),
+        (dict(owner_user_id="user-42"), "owner_user_id"),
+        (dict(owner_user_id=str(uuid.uuid4())[:-1]), "owner_user_id"),
     ],
 )
-async def test_malformed_uploads_are_refused(postgres_dsn, s3_server, fields, mentions):
-    async with files_service(postgres_dsn, s3_server) as (_, channel):
+async def test_malformed_uploads_are_refused(postgres_dsn, s3_server, clamd, fields, mentions):
+    async with files_service(postgres_dsn, s3_server, clamd.address) as (_, channel):
         stub = service_pb2_grpc.FileServiceStub(channel)
         request = rr.CreateUploadRequest(
             request_id=str(uuid.uuid4()), filename="f.bin", content_type="image/png", size_bytes=10, sha256="0" * 64
@@ -208,8 +118,25 @@ async def test_malformed_uploads_are_refused(postgres_dsn, s3_server, fields, me
         assert mentions in refused.value.details()
 
 
-async def test_exactly_2_gib_is_accepted_in_parts_s3_allows(postgres_dsn, s3_server):
-    async with files_service(postgres_dsn, s3_server, part_size_bytes=64 * MiB) as (_, channel):
+async def test_a_file_has_the_owner_it_was_uploaded_for_or_none(postgres_dsn, s3_server, clamd, tmp_path):
+    owner = str(uuid.uuid4())
+    path = tmp_path / "mine.bin"
+    sha256 = write_random_file(path, 2000)
+    async with files_service(postgres_dsn, s3_server, clamd.address) as (_, channel):
+        stub = service_pb2_grpc.FileServiceStub(channel)
+        created, parts = await upload_file(stub, path, sha256, owner_user_id=owner.upper())  # stored canonical
+        assert (await get_file(stub, created.file_id)).owner_user_id == owner
+        assert (await stub.CompleteUpload(complete(created, parts))).file.owner_user_id == owner
+        assert (await settled(stub, created.file_id)).owner_user_id == owner
+        # Media a connector imports from a platform belong to no user.
+        imported, _ = await upload_file(stub, path, sha256)
+        assert (await get_file(stub, imported.file_id)).owner_user_id == ""
+    [(stored,)] = await query(postgres_dsn, "SELECT owner_user_id FROM files WHERE file_id = %s", (created.file_id,))
+    assert str(stored) == owner
+
+
+async def test_exactly_2_gib_is_accepted_in_parts_s3_allows(postgres_dsn, s3_server, clamd):
+    async with files_service(postgres_dsn, s3_server, clamd.address, part_size_bytes=64 * MiB) as (_, channel):
         stub = service_pb2_grpc.FileServiceStub(channel)
         created = await stub.CreateUpload(rr.CreateUploadRequest(
             request_id=str(uuid.uuid4()), filename="big.mp4", content_type="video/mp4", size_bytes=2 * 1024**3, sha256="0" * 64
@@ -226,7 +153,7 @@ def test_part_size_grows_to_stay_within_s3s_10000_parts():
 
 
 @pytest.mark.parametrize("mismatch", ["sha256", "size"])
-async def test_an_upload_that_is_not_what_was_declared_is_refused_and_deleted(postgres_dsn, s3_server, tmp_path, mismatch):
+async def test_an_upload_that_is_not_what_was_declared_is_refused_and_deleted(postgres_dsn, s3_server, clamd, tmp_path, mismatch):
     path = tmp_path / "doc.pdf"
     sha256 = write_random_file(path, 3000)
     declared_sha256, declared_size = sha256, 3000
@@ -234,7 +161,7 @@ async def test_an_upload_that_is_not_what_was_declared_is_refused_and_deleted(po
         declared_sha256 = hashlib.sha256(b"something else").hexdigest()
     else:
         declared_size = 2000  # one part either way; S3 stores all 3000 bytes PUT to it
-    async with files_service(postgres_dsn, s3_server) as (_, channel):
+    async with files_service(postgres_dsn, s3_server, clamd.address) as (_, channel):
         stub = service_pb2_grpc.FileServiceStub(channel)
         created, parts = await upload_file(stub, path, declared_sha256, declared_size)
         request = complete(created, parts)
@@ -253,10 +180,10 @@ async def test_an_upload_that_is_not_what_was_declared_is_refused_and_deleted(po
         assert retried.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
-async def test_complete_checks_the_parts(postgres_dsn, s3_server, tmp_path):
+async def test_complete_checks_the_parts(postgres_dsn, s3_server, clamd, tmp_path):
     path = tmp_path / "two.bin"
     sha256 = write_random_file(path, 6 * MiB)
-    async with files_service(postgres_dsn, s3_server) as (_, channel):
+    async with files_service(postgres_dsn, s3_server, clamd.address) as (_, channel):
         stub = service_pb2_grpc.FileServiceStub(channel)
         created, parts = await upload_file(stub, path, sha256)
         for listed in ([parts[0]], [parts[1], parts[0]], [parts[0], parts[0]], []):
@@ -271,22 +198,23 @@ async def test_complete_checks_the_parts(postgres_dsn, s3_server, tmp_path):
         assert (await stub.CompleteUpload(complete(created, parts))).file.state == message_pb2.FILE_STATE_PROCESSING
 
 
-async def test_an_expired_download_url_is_refused_by_s3(postgres_dsn, s3_server, tmp_path):
+async def test_an_expired_download_url_is_refused_by_s3(postgres_dsn, s3_server, clamd, tmp_path):
     path = tmp_path / "pic.png"
     sha256 = write_random_file(path, 5000)
-    async with files_service(postgres_dsn, s3_server, download_url_seconds=1) as (_, channel):
+    async with files_service(postgres_dsn, s3_server, clamd.address, download_url_seconds=2) as (_, channel):
         stub = service_pb2_grpc.FileServiceStub(channel)
         created, parts = await upload_file(stub, path, sha256)
         await stub.CompleteUpload(complete(created, parts))
-        await mark_clean(postgres_dsn, created.file_id)
+        assert (await settled(stub, created.file_id)).state == message_pb2.FILE_STATE_CLEAN
         link = await stub.GetDownloadUrl(rr.GetDownloadUrlRequest(file_id=created.file_id))
-        await asyncio.sleep(2.5)
+        assert await download_sha256(link.url) == (200, sha256, 5000)
+        await asyncio.sleep(3.5)  # past the URL's expiry (S3 signatures count whole seconds)
         status, _, _ = await download_sha256(link.url)
         assert status == 403
 
 
-async def test_unknown_files_and_uploads_are_not_found(postgres_dsn, s3_server):
-    async with files_service(postgres_dsn, s3_server) as (_, channel):
+async def test_unknown_files_and_uploads_are_not_found(postgres_dsn, s3_server, clamd):
+    async with files_service(postgres_dsn, s3_server, clamd.address) as (_, channel):
         stub = service_pb2_grpc.FileServiceStub(channel)
         unknown = str(uuid.uuid4())
         for call in (
@@ -305,10 +233,10 @@ async def test_unknown_files_and_uploads_are_not_found(postgres_dsn, s3_server):
         assert malformed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_an_expired_upload_cannot_be_completed_and_fails(postgres_dsn, s3_server, tmp_path):
+async def test_an_expired_upload_cannot_be_completed_and_fails(postgres_dsn, s3_server, clamd, tmp_path):
     path = tmp_path / "late.bin"
     sha256 = write_random_file(path, 4000)
-    async with files_service(postgres_dsn, s3_server, upload_expiry_seconds=2) as (_, channel):
+    async with files_service(postgres_dsn, s3_server, clamd.address, upload_expiry_seconds=2) as (_, channel):
         stub = service_pb2_grpc.FileServiceStub(channel)
         created, parts = await upload_file(stub, path, sha256)
         await asyncio.sleep(2.5)
@@ -321,11 +249,11 @@ async def test_an_expired_upload_cannot_be_completed_and_fails(postgres_dsn, s3_
         assert not await object_exists(s3_server, created.file_id)
 
 
-async def test_completion_resumes_after_s3_assembled_but_the_database_did_not_commit(postgres_dsn, s3_server, tmp_path):
+async def test_completion_resumes_after_s3_assembled_but_the_database_did_not_commit(postgres_dsn, s3_server, clamd, tmp_path):
     """A crash between S3's CompleteMultipartUpload and our commit: the retry verifies what S3 made."""
     path = tmp_path / "crash.bin"
     sha256 = write_random_file(path, 6 * MiB)
-    async with files_service(postgres_dsn, s3_server) as (_, channel):
+    async with files_service(postgres_dsn, s3_server, clamd.address) as (_, channel):
         stub = service_pb2_grpc.FileServiceStub(channel)
         created, parts = await upload_file(stub, path, sha256)
         [(s3_upload_id,)] = await query(postgres_dsn, "SELECT s3_upload_id FROM files WHERE file_id = %s", (created.file_id,))
