@@ -48,6 +48,7 @@ class BotApi:
     def __init__(self, http: PlatformHttp, api_url: str, token: str, *, timeout_seconds: float) -> None:
         self.http = http
         self._base = f"{api_url.rstrip('/')}/bot{token}/"
+        self._files = f"{api_url.rstrip('/')}/file/bot{token}/"
         # getUpdates waits this much longer than its long poll (the usual round trip).
         self._timeout_seconds = timeout_seconds
 
@@ -64,6 +65,15 @@ class BotApi:
         if offset is not None:
             params["offset"] = offset
         return await self.call("getUpdates", params, timeout_seconds=timeout_seconds + self._timeout_seconds)
+
+    async def get_file(self, file_id: str) -> dict[str, Any]:
+        """The File of a file_id: file_path (downloadable for at least an hour), file_size."""
+        result = await self.call("getFile", {"file_id": file_id})
+        return result if isinstance(result, dict) else {}
+
+    def file_url(self, file_path: str) -> str:
+        """Where a getFile's file_path is downloaded. It holds the token: log it only redacted."""
+        return self._files + file_path
 
     async def set_webhook(self, url: str, secret_token: str, allowed_updates: list[str]) -> bool:
         # One connection: Telegram then delivers one update at a time, in update_id order, and

@@ -115,13 +115,17 @@ class Poller:
                 backoff = min(backoff * 2, self._backoff_max)
 
     async def _handle(self, updates: list[dict[str, Any]]) -> None:
-        """In update_id order; the offset moves past each update once it is handled."""
+        """In update_id order; the offset moves past each update once it is handled. An update
+        whose media are imported takes seconds, so a batch can outlast the lease: it is renewed
+        after each update, and the batch stops if another replica took it meanwhile."""
         for update in sorted(updates, key=_order):
             update_id = update_id_of(update)
             if await self.updates.publish_once(update) == BUSY:
                 raise RuntimeError(f"update {update_id} is being handled elsewhere")
             if update_id is not None and update_id >= 0:
                 await self._redis.set(self._offset_key, update_id, ex=_OFFSET_TTL_SECONDS)
+            if not await self._renew(keys=[self._lease_key], args=[self._lease_token, self._lease_ms]):
+                raise RuntimeError("the polling lease was lost while handling a batch")
 
 
 def _order(update: dict[str, Any]) -> int:

@@ -14,7 +14,7 @@ from connectors.telegram.media import MediaUploads
 from connectors.telegram.platform import TelegramPlatform
 from connectors.telegram.polling import Poller
 from connectors.telegram.settings import TelegramSettings
-from connectors.telegram.updates import ALLOWED_UPDATES, TelegramUpdates
+from connectors.telegram.updates import ALLOWED_UPDATES, TelegramUpdates, media_locator
 from connectors.telegram.webhook import TelegramWebhook
 from services.runtime.app import Runtime
 from services.runtime.errors import ResourceExhausted, Unavailable
@@ -44,7 +44,9 @@ async def setup(runtime: Runtime) -> None:
                                           "media_delivery": settings.telegram_media_delivery})
     if mode == "off":
         return
-    updates = TelegramUpdates(settings.bot_id, await connector.inbound_publisher())
+    publisher = await connector.inbound_publisher()
+    # Both ways in (webhook, polling) hand updates to the same TelegramUpdates, which imports media.
+    updates = TelegramUpdates(settings.bot_id, publisher, await connector.media_importer(media_locator(api)))
     if mode == "webhook":
         server = connector.webhook_server()
         webhook = TelegramWebhook(settings.telegram_webhook_secret, updates)

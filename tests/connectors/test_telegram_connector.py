@@ -11,8 +11,10 @@ records of a test are the ones keyed by its bot.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
+import logging
 import os
 import secrets
 import string
@@ -34,10 +36,11 @@ from chat4all.channel.v1 import channel_pb2
 from chat4all.connector.v1 import message_pb2, request_response_pb2
 from chat4all.conversations.v1 import message_pb2 as conversations_pb2
 from chat4all.events.v1 import event_pb2
+from chat4all.files.v1 import message_pb2 as files_pb2
 from chat4all.messaging.v1 import message_pb2 as messaging_pb2
 from prometheus_client import REGISTRY
 
-from connectors.telegram import service as telegram_service
+from connectors.telegram import service as telegram_service, updates as telegram_updates
 from connectors.telegram.settings import TelegramSettings
 from services.messaging import topics
 from services.runtime import kafka
@@ -940,3 +943,221 @@ async def test_polling_publishes_in_update_order_once_and_resumes_after_a_restar
         # It resumed right after the last update it handled before the restart.
         assert first_poll["params"]["offset"] == max(batch["update_ids"]) + 1
     assert texts(events) == ["p0", "p1", "p2", "p3", "while down", "after restart"]
+
+
+# Inbound media ------------------------------------------------------------------------------
+
+
+def media_imports(outcome: str) -> float:
+    return REGISTRY.get_sample_value("chat4all_connector_media_imports_total",
+                                     {"connector": "telegram", "outcome": outcome}) or 0.0
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+async def get_file_ids(emulator: Emulator, token: str) -> list[str]:
+    """The file_ids the bot asked getFile about, in order."""
+    return [call["params"]["file_id"] for call in await emulator.requests(token, "getFile")]
+
+
+def no_token_logged(records: list[logging.LogRecord], token: str) -> bool:
+    """Neither a log line nor its fields hold the bot token (the file URLs and Bot API URLs do)."""
+    return all(token not in record.getMessage() and token not in str(vars(record)) for record in records)
+
+
+async def test_an_inbound_photo_and_document_are_imported_into_the_file_service_before_being_published(
+        emulator, redis_prefix, kafka_bootstrap, inbound, file_service, caplog):
+    caplog.set_level(logging.INFO)
+    token = new_token()
+    bot = bot_of(token)
+    photo = png(1000, 500)  # Telegram lists it with its 90, 320 and 800 px sizes first
+    # Three parts of the file service's 5 MiB: spooled to disk, then PUT from it a few at once.
+    report = b"%PDF-1.4\n" + os.urandom(11 * MiB + 321)
+    sender = {"id": 321001, "first_name": "Ana", "last_name": "Lima"}
+    imported_before = media_imports("imported")
+    async with connector(emulator, redis_prefix, kafka_bootstrap, token, **webhook_settings(free_port()),
+                         files_target=file_service.target):
+        photo_update = await emulator.inject(token, {"from": sender, "caption": "olha a foto 📷",
+                                                     "photo": {"bytes_b64": b64(photo)}})
+        document_update = await emulator.inject(token, {"from": sender, "document": {
+            "bytes_b64": b64(report), "file_name": "relatório 4521.pdf", "mime_type": "application/pdf"}})
+        photo_event, document_event = await inbound.wait_for(bot, lambda events: len(events) >= 2, timeout=30)
+
+    sizes = photo_update["update"]["message"]["photo"]
+    assert [size["width"] for size in sizes] == [90, 320, 800, 1000]
+    largest = sizes[-1]["file_id"]
+    document = document_update["update"]["message"]["document"]
+    assert media_imports("imported") == imported_before + 2
+    for event, update, data, content_type, caption, filename in (
+        (photo_event, photo_update, photo, "image/png", "olha a foto 📷", f"image-{largest}.png"),
+        (document_event, document_update, report, "application/pdf", "", "relatório 4521.pdf"),
+    ):
+        received = event.inbound_message_received
+        assert received.external_message_id == str(update["update"]["message"]["message_id"])
+        assert received.external_sender_display_name == "Ana Lima"
+        # Imported: an attachment, nothing left as Telegram's reference. The caption is the file's
+        # (a client shows it with the file): not repeated as the message text.
+        assert list(received.media) == []
+        assert not received.content.HasField("text")
+        [attachment] = received.content.attachments
+        assert (attachment.caption, attachment.filename) == (caption, filename)
+        # The file service has exactly the bytes Telegram served: their SHA-256 and size, in S3.
+        file = await file_service.file(attachment.file_id)
+        assert (file.sha256, file.size_bytes) == (sha256(data), len(data))
+        assert (file.filename, file.declared_content_type, file.owner_user_id) == (filename, content_type, "")
+        assert file.state != files_pb2.FILE_STATE_UPLOADING  # completed: processing takes it from here
+        assert await file_service.stored_bytes(attachment.file_id) == data
+        assert await file_service.files_with_sha256(file.sha256) == 1
+
+    # Fetched the Bot API's way: getFile for the photo's largest size and the document, then the
+    # download; the token in both URLs is in no log line.
+    assert await get_file_ids(emulator, token) == [largest, document["file_id"]]
+    assert [call["status"] for call in await emulator.requests(token, "getFile")] == [200, 200]
+    assert no_token_logged(caplog.records, token)
+
+
+async def test_polling_imports_media_too_and_a_redelivered_update_reuses_its_file(
+        emulator, redis_prefix, kafka_bootstrap, inbound, file_service):
+    token = new_token()
+    bot = bot_of(token)
+    photo = png(200, 100)
+    sender = {"id": 321002, "first_name": "Bia"}
+    polling = dict(telegram_inbound_mode="polling", telegram_poll_timeout_seconds=5)
+    async with connector(emulator, redis_prefix, kafka_bootstrap, token, **polling, files_target=file_service.target):
+        # In one getUpdates answer twice: one import, one event.
+        injected = await emulator.inject(token, {"from": sender, "caption": "de novo", "duplicate": 1,
+                                                 "photo": {"bytes_b64": b64(photo)}})
+        [first] = await inbound.wait_for(bot, lambda events: len(events) >= 1)
+        await emulator.wait_until_confirmed(token)
+    [attachment] = first.inbound_message_received.content.attachments
+    assert attachment.caption == "de novo" and not first.inbound_message_received.content.text
+    assert (await file_service.file(attachment.file_id)).sha256 == sha256(photo)
+    assert await file_service.files_with_sha256(sha256(photo)) == 1
+    assert len(await get_file_ids(emulator, token)) == 1
+    assert len(inbound.events(bot)) == 1
+
+    # Delivered again to a connector that does not remember handling it (as after a crash between
+    # the import and the publish): imported into the same upload, which is complete, so reused.
+    reused_before = media_imports("reused")
+    port = free_port()
+    webhook = {**webhook_settings(port), "telegram_webhook_public_url": ""}
+    async with (
+        redis_namespace("telegram", TelegramSettings) as (_, forgetful_prefix),
+        connector(emulator, forgetful_prefix, kafka_bootstrap, token, **webhook, files_target=file_service.target),
+        aiohttp.ClientSession() as http,
+    ):
+        async with http.post(f"http://127.0.0.1:{port}{WEBHOOK_PATH}", json=injected["update"],
+                             headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}) as response:
+            assert response.status == 200
+        first_again, second = await inbound.wait_for(bot, lambda events: len(events) >= 2)
+
+    assert first_again == first
+    assert second.event_id == first.event_id
+    assert list(second.inbound_message_received.content.attachments) == [attachment]
+    assert await file_service.files_with_sha256(sha256(photo)) == 1
+    assert media_imports("reused") == reused_before + 1
+
+
+async def test_media_that_cannot_be_imported_keep_telegrams_reference_and_the_caption_is_the_text(
+        emulator, redis_prefix, kafka_bootstrap, inbound, file_service, caplog):
+    caplog.set_level(logging.INFO)
+    token = new_token()
+    bot = bot_of(token)
+    sender = {"id": 321003, "first_name": "Caio"}
+    before = {outcome: media_imports(outcome) for outcome in ("too_large", "download_failed")}
+    # A file_id of another bot: file ids are the bot's own, so getFile refuses it.
+    other = await emulator.inject(new_token(), {"from": sender, "photo": {"bytes_b64": b64(png(40, 40))}})
+    foreign_id = other["update"]["message"]["photo"][-1]["file_id"]
+    port = free_port()
+    async with connector(emulator, redis_prefix, kafka_bootstrap, token, **webhook_settings(port),
+                         files_target=file_service.target):
+        # Above the Bot API's 20 MB downloads: not even asked for.
+        big = await emulator.inject(token, {"from": sender, "caption": "o backup inteiro",
+                                             "document": {"size": 25 * MiB, "file_name": "backup.zip"}})
+        # Known to Telegram (getFile answers), but its bytes are gone: the download fails.
+        gone = await emulator.inject(token, {"message": {
+            "chat": {"id": sender["id"], "type": "private"}, "from": sender, "caption": "a nota",
+            "document": {"file_id": "BQACAgIAAxkBAAI" + "g" * 60, "file_unique_id": "AQADgone",
+                         "file_size": 1234, "file_name": "nota.pdf", "mime_type": "application/pdf"}}})
+        async with aiohttp.ClientSession() as http:
+            foreign = {"update_id": 1, "message": {
+                "message_id": 9001, "date": int(time.time()), "chat": {"id": sender["id"], "type": "private"},
+                "from": {**sender, "is_bot": False}, "caption": "e esta?",
+                "photo": [{"file_id": foreign_id, "file_unique_id": "AQADforeign", "width": 40, "height": 40,
+                           "file_size": 5000}]}}
+            async with http.post(f"http://127.0.0.1:{port}{WEBHOOK_PATH}", json=foreign,
+                                 headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}) as response:
+                assert response.status == 200
+        events = await inbound.wait_for(bot, lambda events: len(events) >= 3)
+
+    by_message = {event.inbound_message_received.external_message_id: event.inbound_message_received
+                  for event in events}
+    # Each is published anyway, with Telegram's file_id for a later fetch and its caption as the
+    # text (nothing else would show what the sender wrote).
+    for update, kind, text, filename, mime_type in (
+        (big["update"], message_pb2.CONTENT_KIND_DOCUMENT, "o backup inteiro", "backup.zip", "application/zip"),
+        (gone["update"], message_pb2.CONTENT_KIND_DOCUMENT, "a nota", "nota.pdf", "application/pdf"),
+        (foreign, message_pb2.CONTENT_KIND_IMAGE, "e esta?", "", ""),
+    ):
+        message = update["message"]
+        received = by_message[str(message["message_id"])]
+        assert list(received.content.attachments) == []
+        assert received.content.text == text
+        [media] = received.media
+        file_id = (message["document"] if "document" in message else message["photo"][-1])["file_id"]
+        assert (media.kind, media.media_id, media.caption) == (kind, file_id, text)
+        assert (media.filename, media.mime_type) == (filename, mime_type)
+    big_id = big["update"]["message"]["document"]["file_id"]
+    assert big_id not in await get_file_ids(emulator, token)  # refused before asking Telegram
+    # The gone document's getFile answered, the foreign photo's was refused (in either order).
+    assert sorted(call["status"] for call in await emulator.requests(token, "getFile")) == [200, 400]
+    assert media_imports("too_large") == before["too_large"] + 1
+    assert media_imports("download_failed") == before["download_failed"] + 2
+    assert await file_service.file_count() == 0
+    assert no_token_logged(caplog.records, token)
+
+
+def test_every_kind_of_telegram_media_becomes_a_reference_to_its_file():
+    def update(**media: Any) -> dict:
+        return {"update_id": 5, "message": {"message_id": 7, "date": 1, "chat": {"id": 42, "type": "private"},
+                                            "from": {"id": 42, "is_bot": False, "first_name": "Ana"}, **media}}
+
+    def file(name: str, **fields: Any) -> dict:
+        return {"file_id": f"id-{name}", "file_unique_id": f"u-{name}", "file_size": 100, **fields}
+
+    K = message_pb2.ContentKind
+    cases = [
+        # Photos come in several sizes, the largest last (but any order is read right).
+        (update(photo=[file("p320", width=320, height=160), file("p90", width=90, height=45),
+                       file("p1280", width=1280, height=640)], caption="foto"),
+         (K.CONTENT_KIND_IMAGE, "id-p1280", "", "", "foto")),
+        (update(document=file("d", mime_type="application/pdf", file_name="a.pdf")),
+         (K.CONTENT_KIND_DOCUMENT, "id-d", "application/pdf", "a.pdf", "")),
+        (update(video=file("v", mime_type="video/mp4", file_name="v.mp4", duration=3), caption="vídeo"),
+         (K.CONTENT_KIND_VIDEO, "id-v", "video/mp4", "v.mp4", "vídeo")),
+        (update(audio=file("a", mime_type="audio/mpeg", file_name="song.mp3", duration=3)),
+         (K.CONTENT_KIND_AUDIO, "id-a", "audio/mpeg", "song.mp3", "")),
+        (update(voice=file("o", mime_type="audio/ogg", duration=2)),
+         (K.CONTENT_KIND_AUDIO, "id-o", "audio/ogg", "", "")),
+        (update(video_note=file("n", length=240, duration=2)),
+         (K.CONTENT_KIND_VIDEO, "id-n", "", "", "")),
+        (update(sticker=file("s", type="regular", width=512, height=512, is_animated=False, is_video=False)),
+         (K.CONTENT_KIND_STICKER, "id-s", "", "", "")),
+        # An animation comes with a `document` too (for older clients): it is the animation.
+        (update(animation=file("g", mime_type="video/mp4", file_name="dance.mp4"),
+                document=file("g", mime_type="video/mp4", file_name="dance.mp4")),
+         (K.CONTENT_KIND_VIDEO, "id-g", "video/mp4", "dance.mp4", "")),
+    ]
+    for raw, expected in cases:
+        event, reason = telegram_updates.inbound_event(raw, "7000000001", time.time())
+        assert event is not None, reason
+        received = event.inbound_message_received
+        [media] = received.media
+        assert (media.kind, media.media_id, media.mime_type, media.filename, media.caption) == expected
+        assert not received.content.HasField("text") and not media.url and not media.sha256
+        assert telegram_updates.stated_size(raw) == 100
+
+    event, reason = telegram_updates.inbound_event(update(location={"latitude": 1.0, "longitude": 2.0}), "1", 0.0)
+    assert event is None and "without text or media" in reason
