@@ -12,6 +12,7 @@ import hashlib
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import boto3
 from botocore.config import Config
@@ -84,10 +85,15 @@ class ObjectStore:
             ]
         )
 
-    async def download_url(self, key: str, expires_in: int) -> str:
-        return await asyncio.to_thread(
-            self.client.generate_presigned_url, "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in
-        )
+    async def download_url(self, key: str, expires_in: int, filename: str, content_type: str) -> str:
+        """A GET URL whose response names the file and its detected type, and asks browsers to
+        save it rather than render it (stored HTML must never run from our storage's origin)."""
+        params = {
+            "Bucket": self.bucket, "Key": key,
+            "ResponseContentDisposition": content_disposition(filename),
+            "ResponseContentType": content_type or "application/octet-stream",
+        }
+        return await asyncio.to_thread(self.client.generate_presigned_url, "get_object", Params=params, ExpiresIn=expires_in)
 
     async def uploaded_parts(self, key: str, s3_upload_id: str) -> dict[int, str] | None:
         """Part number -> bare ETag of every part S3 holds for the upload; None when S3 no
@@ -219,3 +225,9 @@ class ObjectStore:
 
     async def delete(self, key: str) -> None:
         await self._call(self.client.delete_object, Bucket=self.bucket, Key=key)
+
+
+def content_disposition(filename: str) -> str:
+    """`attachment` with the name twice (RFC 6266): an ASCII fallback, and the exact UTF-8 name."""
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in filename) or "file"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"

@@ -81,7 +81,8 @@ class FileService(service_pb2_grpc.FileServiceServicer):
         if file.state != message_pb2.FILE_STATE_CLEAN:
             raise FailedPrecondition(f"file {file.file_id} is {message_pb2.FileState.Name(file.state)}, not CLEAN")
         seconds = self.settings.download_url_seconds
-        response = rr.GetDownloadUrlResponse(url=await self.objects.download_url(file.object_key, seconds))
+        url = await self.objects.download_url(file.object_key, seconds, file.filename, file.detected_content_type)
+        response = rr.GetDownloadUrlResponse(url=url)
         response.expire_time.FromDatetime(datetime.now(timezone.utc) + timedelta(seconds=seconds))
         return response
 

@@ -8,14 +8,15 @@ import asyncio
 import hashlib
 import uuid
 
+import aiohttp
 import grpc
 import pytest
 from chat4all.files.v1 import message_pb2, request_response_pb2 as rr, service_pb2_grpc
 
 from services.files.uploads import part_count, part_size_for
 from tests.files.client import (
-    TEST_PART_SIZE, MiB, complete, create_request, download_sha256, files_service, get_file, object_exists, put_parts,
-    settled, upload_file, write_random_file,
+    TEST_PART_SIZE, MiB, complete, create_request, download_sha256, files_service, get_file, object_exists, png, put_parts,
+    settled, upload_bytes, upload_file, write_random_file,
 )
 from tests.services.servers import query
 
@@ -211,6 +212,21 @@ async def test_an_expired_download_url_is_refused_by_s3(postgres_dsn, s3_server,
         await asyncio.sleep(3.5)  # past the URL's expiry (S3 signatures count whole seconds)
         status, _, _ = await download_sha256(link.url)
         assert status == 403
+
+
+async def test_a_download_is_named_typed_from_its_bytes_and_saved_not_rendered(postgres_dsn, s3_server, clamd, tmp_path):
+    image = png(8, 8)
+    async with files_service(postgres_dsn, s3_server, clamd.address) as (_, channel):
+        stub = service_pb2_grpc.FileServiceStub(channel)
+        # Declared as HTML: a browser must neither believe it nor render it from our storage.
+        file = await upload_bytes(stub, tmp_path, image, "relatório final.png", "text/html")
+        assert (await settled(stub, file.file_id)).state == message_pb2.FILE_STATE_CLEAN
+        link = await stub.GetDownloadUrl(rr.GetDownloadUrlRequest(file_id=file.file_id))
+        async with aiohttp.ClientSession() as http, http.get(link.url) as answer:
+            assert answer.status == 200 and await answer.read() == image
+            assert answer.headers["Content-Type"] == "image/png"
+            assert answer.headers["Content-Disposition"] == (
+                "attachment; filename=\"relat_rio final.png\"; filename*=UTF-8''relat%C3%B3rio%20final.png")
 
 
 async def test_unknown_files_and_uploads_are_not_found(postgres_dsn, s3_server, clamd):
