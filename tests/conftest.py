@@ -13,6 +13,7 @@ import pytest
 from scripts.platform import binaries
 from tests.support.ports import free_port, wait_for_port
 from tests.support.processes import ChildProcess
+from tests.support.seaweedfs import seaweedfs_s3
 
 ADMIN_DSN = os.environ.get("C4A_TEST_POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -55,3 +56,10 @@ def kafka_bootstrap(log_dir) -> str:
         yield f"127.0.0.1:{port}"
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory, log_dir):
+    """SeaweedFS of the session's own, started for the first test that needs S3."""
+    with seaweedfs_s3(tmp_path_factory.mktemp("seaweedfs"), log_dir) as server:
+        yield server

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from tests.support.file_service import running_file_service
-from tests.support.seaweedfs import seaweedfs_s3
 
 
 @pytest.fixture
@@ -13,13 +12,6 @@ async def no_faults(emulator):
     """The emulator's injected faults are cleared after the test, so they never reach the next one."""
     yield
     await emulator.clear_faults()
-
-
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory, log_dir):
-    """SeaweedFS, started for the first test that imports media."""
-    with seaweedfs_s3(tmp_path_factory.mktemp("seaweedfs"), log_dir) as server:
-        yield server
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from chat4all.users.v1 import message_pb2 as user_pb2
 from chat4all.users.v1 import request_response_pb2 as user_requests
 from chat4all.users.v1 import service_pb2_grpc as user_grpc
 
-from tests.support.platform import running_platform
+from tests.support.platform import all_connectors_fast, running_platform
 from tests.support.scenarios import send_until_accepted, settled
 from tests.support.uploads import clean_upload, png, settled_file, upload
 
@@ -43,17 +43,9 @@ EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 MiB = 1024 * 1024
 
 
-def all_connectors(raw: dict[str, Any]) -> None:
-    raw["kafka"]["storage"] = "memory"  # fast; this test does not restart the broker
-    raw["apps"]["router"]["env"]["C4A_BACKOFF_BASE_SECONDS"] = "0.2"
-    for app in raw["apps"].values():
-        # Several platforms may share the machine's PostgreSQL (100 connections) at once.
-        app.setdefault("env", {})["C4A_POSTGRES_POOL_MAX"] = "4"
-
-
 @pytest.fixture(scope="module")
 def platform():
-    with running_platform(all_connectors) as handle:
+    with running_platform(all_connectors_fast) as handle:
         handle.check("up", timeout=300)
         yield handle
 
@@ -129,12 +121,20 @@ async def eventually(probe, timeout: float = 60):
     return found
 
 
-async def test_an_image_reaches_every_platform_through_its_media_call(client):
+async def everyone_group(client: Client) -> tuple[dict, tuple[str, str, int]]:
+    """A group bound to a fresh Telegram group, with Ana (internal, the sender), Bia on WhatsApp
+    and Duda on Instagram (both with open reply windows); and their platform ids."""
     wa_user, ig_user, group_chat = unique_ids()
     agent = await client.user("Ana")
     members = [agent, await client.user("Bia", C.CHANNEL_WHATSAPP, wa_user), await client.user("Duda", C.CHANNEL_INSTAGRAM, ig_user)]
     await client.open_windows(wa_user, ig_user)
     conversation = {"conversation_id": await client.conversation(members, group_chat), "sender_user_id": agent}
+    return conversation, (wa_user, ig_user, group_chat)
+
+
+async def test_an_image_reaches_every_platform_through_its_media_call(client):
+    conversation, (wa_user, ig_user, group_chat) = await everyone_group(client)
+    agent = conversation["sender_user_id"]
     image = png()
     file = await clean_upload(client.files, client.http, image, "chart.png", "application/octet-stream", agent)
     assert file.detected_content_type == "image/png" and file.owner_user_id == agent
@@ -179,11 +179,8 @@ async def _instagram_fetch(client: Client, mid: str) -> dict | None:
 
 
 async def test_an_image_over_whatsapps_limit_fails_for_the_whatsapp_member_only(client):
-    wa_user, ig_user, group_chat = unique_ids()
-    agent = await client.user("Ana")
-    members = [agent, await client.user("Bia", C.CHANNEL_WHATSAPP, wa_user), await client.user("Duda", C.CHANNEL_INSTAGRAM, ig_user)]
-    await client.open_windows(wa_user, ig_user)
-    conversation = {"conversation_id": await client.conversation(members, group_chat), "sender_user_id": agent}
+    conversation, (wa_user, _, _) = await everyone_group(client)
+    agent = conversation["sender_user_id"]
     big = png(1400, 1400, noise=True)  # about 5.9 MB: over WhatsApp's 5 MB, under Telegram's 10 MB and Instagram's 8 MB
     assert 5 * MiB < len(big) < 8 * MiB
     file = await clean_upload(client.files, client.http, big, "photo.png", "image/png", agent)

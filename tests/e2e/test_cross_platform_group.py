@@ -22,7 +22,7 @@ from chat4all.users.v1 import message_pb2 as user_pb2
 from chat4all.users.v1 import request_response_pb2 as user_requests
 from chat4all.users.v1 import service_pb2_grpc as user_grpc
 
-from tests.support.platform import running_platform
+from tests.support.platform import all_connectors_fast, running_platform
 from tests.support.scenarios import send_until_accepted, settled
 
 S = message_pb2.DeliveryStatus
@@ -30,17 +30,9 @@ C = channel_pb2.Channel
 WENT_OUT = frozenset({S.DELIVERY_STATUS_SENT, S.DELIVERY_STATUS_DELIVERED, S.DELIVERY_STATUS_READ})
 
 
-def all_connectors(raw: dict[str, Any]) -> None:
-    raw["kafka"]["storage"] = "memory"  # fast; this test does not restart the broker
-    raw["apps"]["router"]["env"]["C4A_BACKOFF_BASE_SECONDS"] = "0.2"
-    for app in raw["apps"].values():
-        # Several platforms may share the machine's PostgreSQL (100 connections) at once.
-        app.setdefault("env", {})["C4A_POSTGRES_POOL_MAX"] = "4"
-
-
 @pytest.fixture(scope="module")
 def platform():
-    with running_platform(all_connectors) as handle:
+    with running_platform(all_connectors_fast) as handle:
         handle.check("up", timeout=300)
         yield handle
 

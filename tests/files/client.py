@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import os
 import time
 import uuid
@@ -150,21 +149,6 @@ async def object_exists(s3_server, file_id: str) -> bool:
     except client.exceptions.ClientError as exc:
         assert exc.response["Error"]["Code"] in ("404", "NoSuchKey"), exc
         return False
-
-
-def png(width: int, height: int, transparent: bool = False) -> bytes:
-    """A real PNG (Pillow): a gradient, half see-through when `transparent`."""
-    from PIL import Image
-
-    mode = "RGBA" if transparent else "RGB"
-    image = Image.new(mode, (width, height))
-    image.putdata([
-        (x * 255 // width, y * 255 // height, 128, 128 if transparent and x < width // 2 else 255)[: len(mode)]
-        for y in range(height) for x in range(width)
-    ])
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
 
 
 def service_stub(channel) -> service_pb2_grpc.FileServiceStub:

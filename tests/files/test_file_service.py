@@ -15,10 +15,11 @@ from chat4all.files.v1 import message_pb2, request_response_pb2 as rr, service_p
 
 from services.files.uploads import part_count, part_size_for
 from tests.files.client import (
-    TEST_PART_SIZE, MiB, complete, create_request, download_sha256, files_service, get_file, object_exists, png, put_parts,
+    TEST_PART_SIZE, MiB, complete, create_request, download_sha256, files_service, get_file, object_exists, put_parts,
     settled, upload_bytes, upload_file, write_random_file,
 )
 from tests.services.servers import query
+from tests.support.uploads import png
 
 
 async def test_a_file_goes_up_in_parts_and_comes_back_intact(postgres_dsn, s3_server, clamd, tmp_path):

@@ -15,11 +15,12 @@ from chat4all.files.v1 import message_pb2, request_response_pb2 as rr
 from PIL import Image
 
 from tests.files.client import (
-    EICAR, MiB, download, eventually, files_service, get_file, png, service_stub, settled, upload_bytes,
+    EICAR, MiB, download, eventually, files_service, get_file, service_stub, settled, upload_bytes,
 )
 from tests.files.conftest import MARKER, MARKER_SIGNATURE, start_clamd
 from tests.services.servers import execute, query
 from tests.support.ports import free_port
+from tests.support.uploads import png
 
 F = message_pb2.FileState
 

@@ -111,6 +111,15 @@ class Platform:
         return f"{self.host}:{self.raw['kafka']['port']}"
 
 
+def all_connectors_fast(raw: dict[str, Any]) -> None:
+    """Every connector, a broker in memory (for tests that never restart it) and quick retries."""
+    raw["kafka"]["storage"] = "memory"
+    raw["apps"]["router"]["env"]["C4A_BACKOFF_BASE_SECONDS"] = "0.2"
+    for app in raw["apps"].values():
+        # Several platforms may share the machine's PostgreSQL (100 connections) at once.
+        app.setdefault("env", {})["C4A_POSTGRES_POOL_MAX"] = "4"
+
+
 def alive(pid: int) -> bool:
     """A zombie counts as gone: its parent (init here) may simply not have reaped it yet."""
     try:

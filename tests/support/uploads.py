@@ -19,15 +19,20 @@ F = file_pb2.FileState
 SETTLED = frozenset({F.FILE_STATE_CLEAN, F.FILE_STATE_QUARANTINED, F.FILE_STATE_FAILED})
 
 
-def png(width: int = 64, height: int = 48, noise: bool = False) -> bytes:
-    """A real PNG: a gradient, or random pixels (which do not compress: about 3 bytes a pixel)."""
+def png(width: int = 64, height: int = 48, transparent: bool = False, noise: bool = False) -> bytes:
+    """A real PNG (Pillow): a gradient, half see-through when `transparent`; or random pixels,
+    which do not compress (about 3 bytes a pixel)."""
     from PIL import Image
 
     if noise:
         image = Image.frombytes("RGB", (width, height), os.urandom(width * height * 3))
     else:
-        image = Image.new("RGB", (width, height))
-        image.putdata([(x * 255 // width, y * 255 // height, 128) for y in range(height) for x in range(width)])
+        mode = "RGBA" if transparent else "RGB"
+        image = Image.new(mode, (width, height))
+        image.putdata([
+            (x * 255 // width, y * 255 // height, 128, 128 if transparent and x < width // 2 else 255)[: len(mode)]
+            for y in range(height) for x in range(width)
+        ])
     out = io.BytesIO()
     image.save(out, format="PNG")
     return out.getvalue()
