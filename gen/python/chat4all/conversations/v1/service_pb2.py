@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from chat4all.auth.v1 import options_pb2 as chat4all_dot_auth_dot_v1_dot_options__pb2
 from chat4all.conversations.v1 import request_response_pb2 as chat4all_dot_conversations_dot_v1_dot_request__response__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'chat4all/conversations/v1/service.proto\x12\x19\x63hat4all.conversations.v1\x1a\x30\x63hat4all/conversations/v1/request_response.proto\x1a\x1cgoogle/api/annotations.proto2\x90\t\n\x13\x43onversationService\x12\x9f\x01\n\x12\x43reateConversation\x12\x34.chat4all.conversations.v1.CreateConversationRequest\x1a\x35.chat4all.conversations.v1.CreateConversationResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\"\x11/v1/conversations:\x01*\x12\xa5\x01\n\x0fGetConversation\x12\x31.chat4all.conversations.v1.GetConversationRequest\x1a\x32.chat4all.conversations.v1.GetConversationResponse\"+\x82\xd3\xe4\x93\x02%\x12#/v1/conversations/{conversation_id}\x12\x99\x01\n\x11ListConversations\x12\x33.chat4all.conversations.v1.ListConversationsRequest\x1a\x34.chat4all.conversations.v1.ListConversationsResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/conversations\x12\x9e\x01\n\tAddMember\x12+.chat4all.conversations.v1.AddMemberRequest\x1a,.chat4all.conversations.v1.AddMemberResponse\"6\x82\xd3\xe4\x93\x02\x30\"+/v1/conversations/{conversation_id}/members:\x01*\x12\xae\x01\n\x0cRemoveMember\x12..chat4all.conversations.v1.RemoveMemberRequest\x1a/.chat4all.conversations.v1.RemoveMemberResponse\"=\x82\xd3\xe4\x93\x02\x37*5/v1/conversations/{conversation_id}/members/{user_id}\x12\xc9\x01\n\x15ListMembershipChanges\x12\x37.chat4all.conversations.v1.ListMembershipChangesRequest\x1a\x38.chat4all.conversations.v1.ListMembershipChangesResponse\"=\x82\xd3\xe4\x93\x02\x37\x12\x35/v1/conversations/{conversation_id}/membershipChanges\x12u\n\x0e\x41pplyUserMerge\x12\x30.chat4all.conversations.v1.ApplyUserMergeRequest\x1a\x31.chat4all.conversations.v1.ApplyUserMergeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'chat4all/conversations/v1/service.proto\x12\x19\x63hat4all.conversations.v1\x1a\x1e\x63hat4all/auth/v1/options.proto\x1a\x30\x63hat4all/conversations/v1/request_response.proto\x1a\x1cgoogle/api/annotations.proto2\xa8\t\n\x13\x43onversationService\x12\xa3\x01\n\x12\x43reateConversation\x12\x34.chat4all.conversations.v1.CreateConversationRequest\x1a\x35.chat4all.conversations.v1.CreateConversationResponse\" \xe8\xe0\x18\x03\x82\xd3\xe4\x93\x02\x16\"\x11/v1/conversations:\x01*\x12\xa9\x01\n\x0fGetConversation\x12\x31.chat4all.conversations.v1.GetConversationRequest\x1a\x32.chat4all.conversations.v1.GetConversationResponse\"/\xe8\xe0\x18\x02\x82\xd3\xe4\x93\x02%\x12#/v1/conversations/{conversation_id}\x12\x9d\x01\n\x11ListConversations\x12\x33.chat4all.conversations.v1.ListConversationsRequest\x1a\x34.chat4all.conversations.v1.ListConversationsResponse\"\x1d\xe8\xe0\x18\x02\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/conversations\x12\xa2\x01\n\tAddMember\x12+.chat4all.conversations.v1.AddMemberRequest\x1a,.chat4all.conversations.v1.AddMemberResponse\":\xe8\xe0\x18\x03\x82\xd3\xe4\x93\x02\x30\"+/v1/conversations/{conversation_id}/members:\x01*\x12\xb2\x01\n\x0cRemoveMember\x12..chat4all.conversations.v1.RemoveMemberRequest\x1a/.chat4all.conversations.v1.RemoveMemberResponse\"A\xe8\xe0\x18\x03\x82\xd3\xe4\x93\x02\x37*5/v1/conversations/{conversation_id}/members/{user_id}\x12\xcd\x01\n\x15ListMembershipChanges\x12\x37.chat4all.conversations.v1.ListMembershipChangesRequest\x1a\x38.chat4all.conversations.v1.ListMembershipChangesResponse\"A\xe8\xe0\x18\x02\x82\xd3\xe4\x93\x02\x37\x12\x35/v1/conversations/{conversation_id}/membershipChanges\x12u\n\x0e\x41pplyUserMerge\x12\x30.chat4all.conversations.v1.ApplyUserMergeRequest\x1a\x31.chat4all.conversations.v1.ApplyUserMergeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,17 +35,17 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'chat4all.conversations.v1.s
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CONVERSATIONSERVICE'].methods_by_name['CreateConversation']._loaded_options = None
-  _globals['_CONVERSATIONSERVICE'].methods_by_name['CreateConversation']._serialized_options = b'\202\323\344\223\002\026\"\021/v1/conversations:\001*'
+  _globals['_CONVERSATIONSERVICE'].methods_by_name['CreateConversation']._serialized_options = b'\350\340\030\003\202\323\344\223\002\026\"\021/v1/conversations:\001*'
   _globals['_CONVERSATIONSERVICE'].methods_by_name['GetConversation']._loaded_options = None
-  _globals['_CONVERSATIONSERVICE'].methods_by_name['GetConversation']._serialized_options = b'\202\323\344\223\002%\022#/v1/conversations/{conversation_id}'
+  _globals['_CONVERSATIONSERVICE'].methods_by_name['GetConversation']._serialized_options = b'\350\340\030\002\202\323\344\223\002%\022#/v1/conversations/{conversation_id}'
   _globals['_CONVERSATIONSERVICE'].methods_by_name['ListConversations']._loaded_options = None
-  _globals['_CONVERSATIONSERVICE'].methods_by_name['ListConversations']._serialized_options = b'\202\323\344\223\002\023\022\021/v1/conversations'
+  _globals['_CONVERSATIONSERVICE'].methods_by_name['ListConversations']._serialized_options = b'\350\340\030\002\202\323\344\223\002\023\022\021/v1/conversations'
   _globals['_CONVERSATIONSERVICE'].methods_by_name['AddMember']._loaded_options = None
-  _globals['_CONVERSATIONSERVICE'].methods_by_name['AddMember']._serialized_options = b'\202\323\344\223\0020\"+/v1/conversations/{conversation_id}/members:\001*'
+  _globals['_CONVERSATIONSERVICE'].methods_by_name['AddMember']._serialized_options = b'\350\340\030\003\202\323\344\223\0020\"+/v1/conversations/{conversation_id}/members:\001*'
   _globals['_CONVERSATIONSERVICE'].methods_by_name['RemoveMember']._loaded_options = None
-  _globals['_CONVERSATIONSERVICE'].methods_by_name['RemoveMember']._serialized_options = b'\202\323\344\223\0027*5/v1/conversations/{conversation_id}/members/{user_id}'
+  _globals['_CONVERSATIONSERVICE'].methods_by_name['RemoveMember']._serialized_options = b'\350\340\030\003\202\323\344\223\0027*5/v1/conversations/{conversation_id}/members/{user_id}'
   _globals['_CONVERSATIONSERVICE'].methods_by_name['ListMembershipChanges']._loaded_options = None
-  _globals['_CONVERSATIONSERVICE'].methods_by_name['ListMembershipChanges']._serialized_options = b'\202\323\344\223\0027\0225/v1/conversations/{conversation_id}/membershipChanges'
-  _globals['_CONVERSATIONSERVICE']._serialized_start=151
-  _globals['_CONVERSATIONSERVICE']._serialized_end=1319
+  _globals['_CONVERSATIONSERVICE'].methods_by_name['ListMembershipChanges']._serialized_options = b'\350\340\030\002\202\323\344\223\0027\0225/v1/conversations/{conversation_id}/membershipChanges'
+  _globals['_CONVERSATIONSERVICE']._serialized_start=183
+  _globals['_CONVERSATIONSERVICE']._serialized_end=1375
 # @@protoc_insertion_point(module_scope)

@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from chat4all.auth.v1 import options_pb2 as chat4all_dot_auth_dot_v1_dot_options__pb2
 from chat4all.files.v1 import request_response_pb2 as chat4all_dot_files_dot_v1_dot_request__response__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63hat4all/files/v1/service.proto\x12\x11\x63hat4all.files.v1\x1a(chat4all/files/v1/request_response.proto\x1a\x1cgoogle/api/annotations.proto2\x9b\x04\n\x0b\x46ileService\x12w\n\x0c\x43reateUpload\x12&.chat4all.files.v1.CreateUploadRequest\x1a\'.chat4all.files.v1.CreateUploadResponse\"\x16\x82\xd3\xe4\x93\x02\x10\"\x0b/v1/uploads:\x01*\x12\x92\x01\n\x0e\x43ompleteUpload\x12(.chat4all.files.v1.CompleteUploadRequest\x1a).chat4all.files.v1.CompleteUploadResponse\"+\x82\xd3\xe4\x93\x02%\" /v1/uploads/{upload_id}:complete:\x01*\x12m\n\x07GetFile\x12!.chat4all.files.v1.GetFileRequest\x1a\".chat4all.files.v1.GetFileResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/files/{file_id}\x12\x8e\x01\n\x0eGetDownloadUrl\x12(.chat4all.files.v1.GetDownloadUrlRequest\x1a).chat4all.files.v1.GetDownloadUrlResponse\"\'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/files/{file_id}:downloadUrlb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63hat4all/files/v1/service.proto\x12\x11\x63hat4all.files.v1\x1a\x1e\x63hat4all/auth/v1/options.proto\x1a(chat4all/files/v1/request_response.proto\x1a\x1cgoogle/api/annotations.proto2\xab\x04\n\x0b\x46ileService\x12{\n\x0c\x43reateUpload\x12&.chat4all.files.v1.CreateUploadRequest\x1a\'.chat4all.files.v1.CreateUploadResponse\"\x1a\xe8\xe0\x18\x01\x82\xd3\xe4\x93\x02\x10\"\x0b/v1/uploads:\x01*\x12\x96\x01\n\x0e\x43ompleteUpload\x12(.chat4all.files.v1.CompleteUploadRequest\x1a).chat4all.files.v1.CompleteUploadResponse\"/\xe8\xe0\x18\x01\x82\xd3\xe4\x93\x02%\" /v1/uploads/{upload_id}:complete:\x01*\x12q\n\x07GetFile\x12!.chat4all.files.v1.GetFileRequest\x1a\".chat4all.files.v1.GetFileResponse\"\x1f\xe8\xe0\x18\x02\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/files/{file_id}\x12\x92\x01\n\x0eGetDownloadUrl\x12(.chat4all.files.v1.GetDownloadUrlRequest\x1a).chat4all.files.v1.GetDownloadUrlResponse\"+\xe8\xe0\x18\x02\x82\xd3\xe4\x93\x02!\x12\x1f/v1/files/{file_id}:downloadUrlb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,13 +35,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'chat4all.files.v1.service_p
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_FILESERVICE'].methods_by_name['CreateUpload']._loaded_options = None
-  _globals['_FILESERVICE'].methods_by_name['CreateUpload']._serialized_options = b'\202\323\344\223\002\020\"\013/v1/uploads:\001*'
+  _globals['_FILESERVICE'].methods_by_name['CreateUpload']._serialized_options = b'\350\340\030\001\202\323\344\223\002\020\"\013/v1/uploads:\001*'
   _globals['_FILESERVICE'].methods_by_name['CompleteUpload']._loaded_options = None
-  _globals['_FILESERVICE'].methods_by_name['CompleteUpload']._serialized_options = b'\202\323\344\223\002%\" /v1/uploads/{upload_id}:complete:\001*'
+  _globals['_FILESERVICE'].methods_by_name['CompleteUpload']._serialized_options = b'\350\340\030\001\202\323\344\223\002%\" /v1/uploads/{upload_id}:complete:\001*'
   _globals['_FILESERVICE'].methods_by_name['GetFile']._loaded_options = None
-  _globals['_FILESERVICE'].methods_by_name['GetFile']._serialized_options = b'\202\323\344\223\002\025\022\023/v1/files/{file_id}'
+  _globals['_FILESERVICE'].methods_by_name['GetFile']._serialized_options = b'\350\340\030\002\202\323\344\223\002\025\022\023/v1/files/{file_id}'
   _globals['_FILESERVICE'].methods_by_name['GetDownloadUrl']._loaded_options = None
-  _globals['_FILESERVICE'].methods_by_name['GetDownloadUrl']._serialized_options = b'\202\323\344\223\002!\022\037/v1/files/{file_id}:downloadUrl'
-  _globals['_FILESERVICE']._serialized_start=127
-  _globals['_FILESERVICE']._serialized_end=666
+  _globals['_FILESERVICE'].methods_by_name['GetDownloadUrl']._serialized_options = b'\350\340\030\002\202\323\344\223\002!\022\037/v1/files/{file_id}:downloadUrl'
+  _globals['_FILESERVICE']._serialized_start=159
+  _globals['_FILESERVICE']._serialized_end=714
 # @@protoc_insertion_point(module_scope)

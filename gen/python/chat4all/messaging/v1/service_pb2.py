@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from chat4all.auth.v1 import options_pb2 as chat4all_dot_auth_dot_v1_dot_options__pb2
 from chat4all.messaging.v1 import request_response_pb2 as chat4all_dot_messaging_dot_v1_dot_request__response__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#chat4all/messaging/v1/service.proto\x12\x15\x63hat4all.messaging.v1\x1a,chat4all/messaging/v1/request_response.proto\x1a\x1cgoogle/api/annotations.proto2\xfb\x08\n\x0eMessageService\x12\x9d\x01\n\x0bSendMessage\x12).chat4all.messaging.v1.SendMessageRequest\x1a*.chat4all.messaging.v1.SendMessageResponse\"7\x82\xd3\xe4\x93\x02\x31\",/v1/conversations/{conversation_id}/messages:\x01*\x12\x84\x01\n\nGetMessage\x12(.chat4all.messaging.v1.GetMessageRequest\x1a).chat4all.messaging.v1.GetMessageResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/messages/{message_id}\x12\x9d\x01\n\x0cListMessages\x12*.chat4all.messaging.v1.ListMessagesRequest\x1a+.chat4all.messaging.v1.ListMessagesResponse\"4\x82\xd3\xe4\x93\x02.\x12,/v1/conversations/{conversation_id}/messages\x12\xc8\x01\n\x18StreamConversationEvents\x12\x36.chat4all.messaging.v1.StreamConversationEventsRequest\x1a\x37.chat4all.messaging.v1.StreamConversationEventsResponse\"9\x82\xd3\xe4\x93\x02\x33\x12\x31/v1/conversations/{conversation_id}/events:stream0\x01\x12\xa0\x01\n\x10StreamUserEvents\x12..chat4all.messaging.v1.StreamUserEventsRequest\x1a/.chat4all.messaging.v1.StreamUserEventsResponse\")\x82\xd3\xe4\x93\x02#\x12!/v1/users/{user_id}/events:stream0\x01\x12\x89\x01\n\x0fListDeadLetters\x12-.chat4all.messaging.v1.ListDeadLettersRequest\x1a..chat4all.messaging.v1.ListDeadLettersResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/deadLetters\x12\xa7\x01\n\x10ReplayDeadLetter\x12..chat4all.messaging.v1.ReplayDeadLetterRequest\x1a/.chat4all.messaging.v1.ReplayDeadLetterResponse\"2\x82\xd3\xe4\x93\x02,\"\'/v1/deadLetters/{dead_letter_id}:replay:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#chat4all/messaging/v1/service.proto\x12\x15\x63hat4all.messaging.v1\x1a\x1e\x63hat4all/auth/v1/options.proto\x1a,chat4all/messaging/v1/request_response.proto\x1a\x1cgoogle/api/annotations.proto2\x97\t\n\x0eMessageService\x12\xa1\x01\n\x0bSendMessage\x12).chat4all.messaging.v1.SendMessageRequest\x1a*.chat4all.messaging.v1.SendMessageResponse\";\xe8\xe0\x18\x01\x82\xd3\xe4\x93\x02\x31\",/v1/conversations/{conversation_id}/messages:\x01*\x12\x88\x01\n\nGetMessage\x12(.chat4all.messaging.v1.GetMessageRequest\x1a).chat4all.messaging.v1.GetMessageResponse\"%\xe8\xe0\x18\x02\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/messages/{message_id}\x12\xa1\x01\n\x0cListMessages\x12*.chat4all.messaging.v1.ListMessagesRequest\x1a+.chat4all.messaging.v1.ListMessagesResponse\"8\xe8\xe0\x18\x02\x82\xd3\xe4\x93\x02.\x12,/v1/conversations/{conversation_id}/messages\x12\xcc\x01\n\x18StreamConversationEvents\x12\x36.chat4all.messaging.v1.StreamConversationEventsRequest\x1a\x37.chat4all.messaging.v1.StreamConversationEventsResponse\"=\xe8\xe0\x18\x02\x82\xd3\xe4\x93\x02\x33\x12\x31/v1/conversations/{conversation_id}/events:stream0\x01\x12\xa4\x01\n\x10StreamUserEvents\x12..chat4all.messaging.v1.StreamUserEventsRequest\x1a/.chat4all.messaging.v1.StreamUserEventsResponse\"-\xe8\xe0\x18\x02\x82\xd3\xe4\x93\x02#\x12!/v1/users/{user_id}/events:stream0\x01\x12\x8d\x01\n\x0fListDeadLetters\x12-.chat4all.messaging.v1.ListDeadLettersRequest\x1a..chat4all.messaging.v1.ListDeadLettersResponse\"\x1b\xe8\xe0\x18\x02\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/deadLetters\x12\xab\x01\n\x10ReplayDeadLetter\x12..chat4all.messaging.v1.ReplayDeadLetterRequest\x1a/.chat4all.messaging.v1.ReplayDeadLetterResponse\"6\xe8\xe0\x18\x03\x82\xd3\xe4\x93\x02,\"\'/v1/deadLetters/{dead_letter_id}:replay:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,19 +35,19 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'chat4all.messaging.v1.servi
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MESSAGESERVICE'].methods_by_name['SendMessage']._loaded_options = None
-  _globals['_MESSAGESERVICE'].methods_by_name['SendMessage']._serialized_options = b'\202\323\344\223\0021\",/v1/conversations/{conversation_id}/messages:\001*'
+  _globals['_MESSAGESERVICE'].methods_by_name['SendMessage']._serialized_options = b'\350\340\030\001\202\323\344\223\0021\",/v1/conversations/{conversation_id}/messages:\001*'
   _globals['_MESSAGESERVICE'].methods_by_name['GetMessage']._loaded_options = None
-  _globals['_MESSAGESERVICE'].methods_by_name['GetMessage']._serialized_options = b'\202\323\344\223\002\033\022\031/v1/messages/{message_id}'
+  _globals['_MESSAGESERVICE'].methods_by_name['GetMessage']._serialized_options = b'\350\340\030\002\202\323\344\223\002\033\022\031/v1/messages/{message_id}'
   _globals['_MESSAGESERVICE'].methods_by_name['ListMessages']._loaded_options = None
-  _globals['_MESSAGESERVICE'].methods_by_name['ListMessages']._serialized_options = b'\202\323\344\223\002.\022,/v1/conversations/{conversation_id}/messages'
+  _globals['_MESSAGESERVICE'].methods_by_name['ListMessages']._serialized_options = b'\350\340\030\002\202\323\344\223\002.\022,/v1/conversations/{conversation_id}/messages'
   _globals['_MESSAGESERVICE'].methods_by_name['StreamConversationEvents']._loaded_options = None
-  _globals['_MESSAGESERVICE'].methods_by_name['StreamConversationEvents']._serialized_options = b'\202\323\344\223\0023\0221/v1/conversations/{conversation_id}/events:stream'
+  _globals['_MESSAGESERVICE'].methods_by_name['StreamConversationEvents']._serialized_options = b'\350\340\030\002\202\323\344\223\0023\0221/v1/conversations/{conversation_id}/events:stream'
   _globals['_MESSAGESERVICE'].methods_by_name['StreamUserEvents']._loaded_options = None
-  _globals['_MESSAGESERVICE'].methods_by_name['StreamUserEvents']._serialized_options = b'\202\323\344\223\002#\022!/v1/users/{user_id}/events:stream'
+  _globals['_MESSAGESERVICE'].methods_by_name['StreamUserEvents']._serialized_options = b'\350\340\030\002\202\323\344\223\002#\022!/v1/users/{user_id}/events:stream'
   _globals['_MESSAGESERVICE'].methods_by_name['ListDeadLetters']._loaded_options = None
-  _globals['_MESSAGESERVICE'].methods_by_name['ListDeadLetters']._serialized_options = b'\202\323\344\223\002\021\022\017/v1/deadLetters'
+  _globals['_MESSAGESERVICE'].methods_by_name['ListDeadLetters']._serialized_options = b'\350\340\030\002\202\323\344\223\002\021\022\017/v1/deadLetters'
   _globals['_MESSAGESERVICE'].methods_by_name['ReplayDeadLetter']._loaded_options = None
-  _globals['_MESSAGESERVICE'].methods_by_name['ReplayDeadLetter']._serialized_options = b'\202\323\344\223\002,\"\'/v1/deadLetters/{dead_letter_id}:replay:\001*'
-  _globals['_MESSAGESERVICE']._serialized_start=139
-  _globals['_MESSAGESERVICE']._serialized_end=1286
+  _globals['_MESSAGESERVICE'].methods_by_name['ReplayDeadLetter']._serialized_options = b'\350\340\030\003\202\323\344\223\002,\"\'/v1/deadLetters/{dead_letter_id}:replay:\001*'
+  _globals['_MESSAGESERVICE']._serialized_start=171
+  _globals['_MESSAGESERVICE']._serialized_end=1346
 # @@protoc_insertion_point(module_scope)

@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from chat4all.auth.v1 import options_pb2 as chat4all_dot_auth_dot_v1_dot_options__pb2
 from chat4all.users.v1 import request_response_pb2 as chat4all_dot_users_dot_v1_dot_request__response__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63hat4all/users/v1/service.proto\x12\x11\x63hat4all.users.v1\x1a(chat4all/users/v1/request_response.proto\x1a\x1cgoogle/api/annotations.proto2\x98\x06\n\x0bUserService\x12o\n\nCreateUser\x12$.chat4all.users.v1.CreateUserRequest\x1a%.chat4all.users.v1.CreateUserResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\"\t/v1/users:\x01*\x12m\n\x07GetUser\x12!.chat4all.users.v1.GetUserRequest\x1a\".chat4all.users.v1.GetUserResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/users/{user_id}\x12\x8c\x01\n\x0cLinkIdentity\x12&.chat4all.users.v1.LinkIdentityRequest\x1a\'.chat4all.users.v1.LinkIdentityResponse\"+\x82\xd3\xe4\x93\x02%\" /v1/users/{user_id}:linkIdentity:\x01*\x12\x94\x01\n\x0eUnlinkIdentity\x12(.chat4all.users.v1.UnlinkIdentityRequest\x1a).chat4all.users.v1.UnlinkIdentityResponse\"-\x82\xd3\xe4\x93\x02\'\"\"/v1/users/{user_id}:unlinkIdentity:\x01*\x12\x8b\x01\n\x0fResolveIdentity\x12).chat4all.users.v1.ResolveIdentityRequest\x1a*.chat4all.users.v1.ResolveIdentityResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/users:resolveIdentity\x12u\n\nMergeUsers\x12$.chat4all.users.v1.MergeUsersRequest\x1a%.chat4all.users.v1.MergeUsersResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\"\x0f/v1/users:merge:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63hat4all/users/v1/service.proto\x12\x11\x63hat4all.users.v1\x1a\x1e\x63hat4all/auth/v1/options.proto\x1a(chat4all/users/v1/request_response.proto\x1a\x1cgoogle/api/annotations.proto2\xb0\x06\n\x0bUserService\x12s\n\nCreateUser\x12$.chat4all.users.v1.CreateUserRequest\x1a%.chat4all.users.v1.CreateUserResponse\"\x18\xe8\xe0\x18\x03\x82\xd3\xe4\x93\x02\x0e\"\t/v1/users:\x01*\x12q\n\x07GetUser\x12!.chat4all.users.v1.GetUserRequest\x1a\".chat4all.users.v1.GetUserResponse\"\x1f\xe8\xe0\x18\x02\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/users/{user_id}\x12\x90\x01\n\x0cLinkIdentity\x12&.chat4all.users.v1.LinkIdentityRequest\x1a\'.chat4all.users.v1.LinkIdentityResponse\"/\xe8\xe0\x18\x03\x82\xd3\xe4\x93\x02%\" /v1/users/{user_id}:linkIdentity:\x01*\x12\x98\x01\n\x0eUnlinkIdentity\x12(.chat4all.users.v1.UnlinkIdentityRequest\x1a).chat4all.users.v1.UnlinkIdentityResponse\"1\xe8\xe0\x18\x03\x82\xd3\xe4\x93\x02\'\"\"/v1/users/{user_id}:unlinkIdentity:\x01*\x12\x8f\x01\n\x0fResolveIdentity\x12).chat4all.users.v1.ResolveIdentityRequest\x1a*.chat4all.users.v1.ResolveIdentityResponse\"%\xe8\xe0\x18\x02\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/users:resolveIdentity\x12y\n\nMergeUsers\x12$.chat4all.users.v1.MergeUsersRequest\x1a%.chat4all.users.v1.MergeUsersResponse\"\x1e\xe8\xe0\x18\x03\x82\xd3\xe4\x93\x02\x14\"\x0f/v1/users:merge:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,17 +35,17 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'chat4all.users.v1.service_p
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_USERSERVICE'].methods_by_name['CreateUser']._loaded_options = None
-  _globals['_USERSERVICE'].methods_by_name['CreateUser']._serialized_options = b'\202\323\344\223\002\016\"\t/v1/users:\001*'
+  _globals['_USERSERVICE'].methods_by_name['CreateUser']._serialized_options = b'\350\340\030\003\202\323\344\223\002\016\"\t/v1/users:\001*'
   _globals['_USERSERVICE'].methods_by_name['GetUser']._loaded_options = None
-  _globals['_USERSERVICE'].methods_by_name['GetUser']._serialized_options = b'\202\323\344\223\002\025\022\023/v1/users/{user_id}'
+  _globals['_USERSERVICE'].methods_by_name['GetUser']._serialized_options = b'\350\340\030\002\202\323\344\223\002\025\022\023/v1/users/{user_id}'
   _globals['_USERSERVICE'].methods_by_name['LinkIdentity']._loaded_options = None
-  _globals['_USERSERVICE'].methods_by_name['LinkIdentity']._serialized_options = b'\202\323\344\223\002%\" /v1/users/{user_id}:linkIdentity:\001*'
+  _globals['_USERSERVICE'].methods_by_name['LinkIdentity']._serialized_options = b'\350\340\030\003\202\323\344\223\002%\" /v1/users/{user_id}:linkIdentity:\001*'
   _globals['_USERSERVICE'].methods_by_name['UnlinkIdentity']._loaded_options = None
-  _globals['_USERSERVICE'].methods_by_name['UnlinkIdentity']._serialized_options = b'\202\323\344\223\002\'\"\"/v1/users/{user_id}:unlinkIdentity:\001*'
+  _globals['_USERSERVICE'].methods_by_name['UnlinkIdentity']._serialized_options = b'\350\340\030\003\202\323\344\223\002\'\"\"/v1/users/{user_id}:unlinkIdentity:\001*'
   _globals['_USERSERVICE'].methods_by_name['ResolveIdentity']._loaded_options = None
-  _globals['_USERSERVICE'].methods_by_name['ResolveIdentity']._serialized_options = b'\202\323\344\223\002\033\022\031/v1/users:resolveIdentity'
+  _globals['_USERSERVICE'].methods_by_name['ResolveIdentity']._serialized_options = b'\350\340\030\002\202\323\344\223\002\033\022\031/v1/users:resolveIdentity'
   _globals['_USERSERVICE'].methods_by_name['MergeUsers']._loaded_options = None
-  _globals['_USERSERVICE'].methods_by_name['MergeUsers']._serialized_options = b'\202\323\344\223\002\024\"\017/v1/users:merge:\001*'
-  _globals['_USERSERVICE']._serialized_start=127
-  _globals['_USERSERVICE']._serialized_end=919
+  _globals['_USERSERVICE'].methods_by_name['MergeUsers']._serialized_options = b'\350\340\030\003\202\323\344\223\002\024\"\017/v1/users:merge:\001*'
+  _globals['_USERSERVICE']._serialized_start=159
+  _globals['_USERSERVICE']._serialized_end=975
 # @@protoc_insertion_point(module_scope)

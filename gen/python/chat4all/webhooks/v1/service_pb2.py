@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from chat4all.auth.v1 import options_pb2 as chat4all_dot_auth_dot_v1_dot_options__pb2
 from chat4all.webhooks.v1 import request_response_pb2 as chat4all_dot_webhooks_dot_v1_dot_request__response__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"chat4all/webhooks/v1/service.proto\x12\x14\x63hat4all.webhooks.v1\x1a+chat4all/webhooks/v1/request_response.proto\x1a\x1cgoogle/api/annotations.proto2\xd5\x05\n\x0eWebhookService\x12\x81\x01\n\rCreateWebhook\x12*.chat4all.webhooks.v1.CreateWebhookRequest\x1a+.chat4all.webhooks.v1.CreateWebhookResponse\"\x17\x82\xd3\xe4\x93\x02\x11\"\x0c/v1/webhooks:\x01*\x12\x82\x01\n\nGetWebhook\x12\'.chat4all.webhooks.v1.GetWebhookRequest\x1a(.chat4all.webhooks.v1.GetWebhookResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/webhooks/{webhook_id}\x12{\n\x0cListWebhooks\x12).chat4all.webhooks.v1.ListWebhooksRequest\x1a*.chat4all.webhooks.v1.ListWebhooksResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/webhooks\x12\x8b\x01\n\rDeleteWebhook\x12*.chat4all.webhooks.v1.DeleteWebhookRequest\x1a+.chat4all.webhooks.v1.DeleteWebhookResponse\"!\x82\xd3\xe4\x93\x02\x1b*\x19/v1/webhooks/{webhook_id}\x12\xae\x01\n\x15ListWebhookDeliveries\x12\x32.chat4all.webhooks.v1.ListWebhookDeliveriesRequest\x1a\x33.chat4all.webhooks.v1.ListWebhookDeliveriesResponse\",\x82\xd3\xe4\x93\x02&\x12$/v1/webhooks/{webhook_id}/deliveriesb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"chat4all/webhooks/v1/service.proto\x12\x14\x63hat4all.webhooks.v1\x1a\x1e\x63hat4all/auth/v1/options.proto\x1a+chat4all/webhooks/v1/request_response.proto\x1a\x1cgoogle/api/annotations.proto2\xe9\x05\n\x0eWebhookService\x12\x85\x01\n\rCreateWebhook\x12*.chat4all.webhooks.v1.CreateWebhookRequest\x1a+.chat4all.webhooks.v1.CreateWebhookResponse\"\x1b\xe8\xe0\x18\x03\x82\xd3\xe4\x93\x02\x11\"\x0c/v1/webhooks:\x01*\x12\x86\x01\n\nGetWebhook\x12\'.chat4all.webhooks.v1.GetWebhookRequest\x1a(.chat4all.webhooks.v1.GetWebhookResponse\"%\xe8\xe0\x18\x02\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/webhooks/{webhook_id}\x12\x7f\n\x0cListWebhooks\x12).chat4all.webhooks.v1.ListWebhooksRequest\x1a*.chat4all.webhooks.v1.ListWebhooksResponse\"\x18\xe8\xe0\x18\x02\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/webhooks\x12\x8f\x01\n\rDeleteWebhook\x12*.chat4all.webhooks.v1.DeleteWebhookRequest\x1a+.chat4all.webhooks.v1.DeleteWebhookResponse\"%\xe8\xe0\x18\x03\x82\xd3\xe4\x93\x02\x1b*\x19/v1/webhooks/{webhook_id}\x12\xb2\x01\n\x15ListWebhookDeliveries\x12\x32.chat4all.webhooks.v1.ListWebhookDeliveriesRequest\x1a\x33.chat4all.webhooks.v1.ListWebhookDeliveriesResponse\"0\xe8\xe0\x18\x02\x82\xd3\xe4\x93\x02&\x12$/v1/webhooks/{webhook_id}/deliveriesb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,15 +35,15 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'chat4all.webhooks.v1.servic
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_WEBHOOKSERVICE'].methods_by_name['CreateWebhook']._loaded_options = None
-  _globals['_WEBHOOKSERVICE'].methods_by_name['CreateWebhook']._serialized_options = b'\202\323\344\223\002\021\"\014/v1/webhooks:\001*'
+  _globals['_WEBHOOKSERVICE'].methods_by_name['CreateWebhook']._serialized_options = b'\350\340\030\003\202\323\344\223\002\021\"\014/v1/webhooks:\001*'
   _globals['_WEBHOOKSERVICE'].methods_by_name['GetWebhook']._loaded_options = None
-  _globals['_WEBHOOKSERVICE'].methods_by_name['GetWebhook']._serialized_options = b'\202\323\344\223\002\033\022\031/v1/webhooks/{webhook_id}'
+  _globals['_WEBHOOKSERVICE'].methods_by_name['GetWebhook']._serialized_options = b'\350\340\030\002\202\323\344\223\002\033\022\031/v1/webhooks/{webhook_id}'
   _globals['_WEBHOOKSERVICE'].methods_by_name['ListWebhooks']._loaded_options = None
-  _globals['_WEBHOOKSERVICE'].methods_by_name['ListWebhooks']._serialized_options = b'\202\323\344\223\002\016\022\014/v1/webhooks'
+  _globals['_WEBHOOKSERVICE'].methods_by_name['ListWebhooks']._serialized_options = b'\350\340\030\002\202\323\344\223\002\016\022\014/v1/webhooks'
   _globals['_WEBHOOKSERVICE'].methods_by_name['DeleteWebhook']._loaded_options = None
-  _globals['_WEBHOOKSERVICE'].methods_by_name['DeleteWebhook']._serialized_options = b'\202\323\344\223\002\033*\031/v1/webhooks/{webhook_id}'
+  _globals['_WEBHOOKSERVICE'].methods_by_name['DeleteWebhook']._serialized_options = b'\350\340\030\003\202\323\344\223\002\033*\031/v1/webhooks/{webhook_id}'
   _globals['_WEBHOOKSERVICE'].methods_by_name['ListWebhookDeliveries']._loaded_options = None
-  _globals['_WEBHOOKSERVICE'].methods_by_name['ListWebhookDeliveries']._serialized_options = b'\202\323\344\223\002&\022$/v1/webhooks/{webhook_id}/deliveries'
-  _globals['_WEBHOOKSERVICE']._serialized_start=136
-  _globals['_WEBHOOKSERVICE']._serialized_end=861
+  _globals['_WEBHOOKSERVICE'].methods_by_name['ListWebhookDeliveries']._serialized_options = b'\350\340\030\002\202\323\344\223\002&\022$/v1/webhooks/{webhook_id}/deliveries'
+  _globals['_WEBHOOKSERVICE']._serialized_start=168
+  _globals['_WEBHOOKSERVICE']._serialized_end=913
 # @@protoc_insertion_point(module_scope)
