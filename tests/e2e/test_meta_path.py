@@ -157,6 +157,10 @@ async def test_inbound_reaches_history_and_streams_once_and_unsigned_webhooks_st
         inbound = lambda text, **more: {"ig_user_id": account, "from": user, "text": text, **more}  # noqa: E731
     first = await client.control(name, "POST", "inbound", inbound("oi", duplicate=1))  # Meta redelivers
     conversation_id = await bound_conversation(client, channel, account, user)
+    # The conversation is made before its first message is stored: follow on from that message.
+    async with asyncio.timeout(30):
+        while await history_texts(client, conversation_id) != ["oi"]:
+            await asyncio.sleep(0.1)
     cursor = (await client.messages.ListMessages(messaging_requests.ListMessagesRequest(conversation_id=conversation_id))).events_cursor
 
     stream = client.messages.StreamConversationEvents(
