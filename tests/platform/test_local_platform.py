@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from mesh.envoy_config import services_in
+from mesh.rpcs import services_in
+from tests.mesh.keys import api_key
 from tests.support.platform import ROOT, Platform, alive, running_platform
 from scripts.platform import binaries
 from scripts.platform import config as platform_config
@@ -67,29 +68,26 @@ def consume_all(bootstrap: str, timeout: float = 30) -> list[bytes]:
     return asyncio.run(asyncio.wait_for(read(), timeout))
 
 
-def reached_upstream(target: str, method: str) -> bool:
+def reached_upstream(target: str, method: str, key: str | None) -> bool:
     """Whether Envoy passed a native gRPC call on to a service, whatever the service answered:
     Envoy marks proxied responses with x-envoy-upstream-service-time."""
     import grpc
 
+    metadata = [("authorization", f"Bearer {key}")] if key else []
     with grpc.insecure_channel(target) as channel:
         call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
         try:
-            _, outcome = call.with_call(b"", timeout=10)
+            _, outcome = call.with_call(b"", metadata=metadata, timeout=10)
             metadata = list(outcome.initial_metadata() or ()) + list(outcome.trailing_metadata() or ())
         except grpc.RpcError as exc:
             metadata = list(exc.initial_metadata() or ()) + list(exc.trailing_metadata() or ())
     return any(key == "x-envoy-upstream-service-time" for key, _ in metadata)
 
 
-def first_method(descriptor: Path, service: str) -> str:
-    from google.protobuf import descriptor_pb2
+def first_public_method(descriptor: Path, service: str) -> str:
+    from mesh.rpcs import rpcs_of
 
-    for file in descriptor_pb2.FileDescriptorSet.FromString(descriptor.read_bytes()).file:
-        for svc in file.service:
-            if f"{file.package}.{svc.name}" == service:
-                return f"/{service}/{svc.method[0].name}"
-    raise LookupError(service)
+    return next(rpc.path for rpc in rpcs_of(descriptor, [service]) if rpc.public)
 
 
 def written_apps(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -108,6 +106,7 @@ def test_bootstrap_is_quick_when_everything_is_installed() -> None:
 
 
 def test_envoy_config_validates(platform: Platform, tmp_path: Path) -> None:
+    from mesh.rpcs import rpcs_of
     from scripts.platform.parts.envoy import Envoy
     from scripts.platform.stack import Stack
 
@@ -116,11 +115,12 @@ def test_envoy_config_validates(platform: Platform, tmp_path: Path) -> None:
     done = envoy.validate()
     assert done.returncode == 0, done.stdout + done.stderr
     config = json.loads(envoy.config_path.read_text())
-    prefixes = [route["match"]["prefix"] for route in _routes(config)]
+    paths = [route["match"]["path"] for route in _routes(config) if route["match"].get("path", "").startswith("/chat4all.")]
     descriptor = envoy.descriptor_set
-    if descriptor.exists():
-        apis = [pkg for app in platform.raw["apps"].values() for pkg in app.get("apis", [])]
-        assert sorted(prefixes) == sorted(f"/{name}/" for name in services_in(descriptor, apis))
+    apis = [pkg for app in platform.raw["apps"].values() for pkg in app.get("apis", [])]
+    # One route per public RPC of every app's `apis`; none to internal RPCs.
+    public = [rpc.path for rpc in rpcs_of(descriptor, services_in(descriptor, apis)) if rpc.public]
+    assert sorted(paths) == sorted(public)
 
 
 def _routes(config: dict[str, Any]) -> list[dict[str, Any]]:
@@ -150,6 +150,7 @@ def test_up_status_restart_keeps_data_and_stop_ends_everything(platform: Platfor
     # Every service answers reflection, and Envoy routes native gRPC to it.
     descriptor = platform_config.load(platform.config_path).repo_path(platform.raw["envoy"]["descriptor"])
     envoy_target = f"{platform.host}:{platform.raw['envoy']['port']}"
+    key = api_key(platform.raw, "platform-test")  # when the platform checks API keys
     for name, app in grpc_apps.items():
         listed = subprocess.run([str(binaries.grpcurl()), "-plaintext", f"{platform.host}:{app['grpc_port']}", "list"],
                                 capture_output=True, text=True, timeout=30, check=True).stdout.split()
@@ -157,7 +158,7 @@ def test_up_status_restart_keeps_data_and_stop_ends_everything(platform: Platfor
         if descriptor.exists() and app.get("apis"):  # public: routed by Envoy
             services = services_in(descriptor, app["apis"])
             assert services and set(services) <= set(listed), (name, services, listed)
-            assert reached_upstream(envoy_target, first_method(descriptor, services[0])), name
+            assert reached_upstream(envoy_target, first_public_method(descriptor, services[0]), key), name
 
     # Data in each store of ours (and in our own database on the shared server).
     token = uuid.uuid4().hex
