@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import subprocess
 import time
 import uuid
@@ -31,7 +32,7 @@ from chat4all.users.v1 import service_pb2_grpc as user_grpc
 
 from scripts.platform import binaries
 from tests.mesh.keys import api_key, auth_app
-from tests.support.platform import Platform, all_connectors_fast, running_platform
+from tests.support.platform import ROOT, Platform, all_connectors_fast, running_platform
 
 CLIENT_ID = "front-door-test"
 MiB = 1024 * 1024
@@ -306,3 +307,74 @@ def test_api_keys_are_checked_at_the_door(door: Door) -> None:
     # A client cannot make itself another client: the key's client is what the services see.
     claimed = door.rest("GET", "/v1/users/u-1", headers={"x-chat4all-client-id": "someone-else"})
     assert door.logged(claimed.headers["x-request-id"])["client_id"] == CLIENT_ID
+
+
+def revoke(platform: Platform, key: str) -> None:
+    """RevokeApiKey, called inside the mesh as an operator's tool would."""
+    from chat4all.auth.v1 import request_response_pb2, service_pb2_grpc
+
+    app = auth_app(platform.raw)
+    key_id = key.split(".", 1)[0].removeprefix("c4a_")
+    with grpc.insecure_channel(f"{platform.host}:{app['grpc_port']}") as channel:
+        service_pb2_grpc.ApiKeyServiceStub(channel).RevokeApiKey(request_response_pb2.RevokeApiKeyRequest(key_id=key_id), timeout=15)
+
+
+def test_a_revoked_key_is_refused_within_seconds_and_a_send_only_key_cannot_read(door: Door) -> None:
+    pytest.importorskip("services.auth")
+    ana = door.ok("POST", "/v1/users", {"requestId": new_id(), "displayName": "Ana"})["user"]
+    conversation_id = door.ok("POST", "/v1/conversations", {
+        "requestId": new_id(), "type": "CONVERSATION_TYPE_GROUP", "members": [{"userId": ana["userId"]}]})["conversation"]["conversationId"]
+
+    sender = {"authorization": f"Bearer {api_key(door.platform.raw, CLIENT_ID, ('send',))}"}
+    history = door.rest("GET", f"/v1/conversations/{conversation_id}/messages", headers=sender)
+    assert (history.status_code, history.json()["code"]) == (403, 7), history.text
+    assert "messages" not in history.json()
+    # What it may do, it does: sending is the send scope.
+    sent = door.rest("POST", f"/v1/conversations/{conversation_id}/messages", headers=sender, body={
+        "requestId": new_id(), "senderUserId": ana["userId"], "content": {"text": "só envio"}})
+    assert sent.status_code in (200, 503), sent.text  # 503: the broker not ready yet, never a refusal
+
+    key = api_key(door.platform.raw, CLIENT_ID, ("read",))
+    reader = {"authorization": f"Bearer {key}"}
+    assert door.rest("GET", f"/v1/conversations/{conversation_id}", headers=reader).status_code == 200
+    revoke(door.platform, key)
+    # (A Response is falsy for a 4xx: hand back its JSON.)
+    refused = eventually(lambda: (r := door.rest("GET", f"/v1/conversations/{conversation_id}", headers=reader)).status_code == 401
+                         and r.json(), timeout=10)
+    assert refused["code"] == 16
+
+
+def test_a_client_over_its_rate_limit_gets_429_with_retry_after_and_others_go_on(door: Door) -> None:
+    pytest.importorskip("services.auth")
+    from chat4all.auth.v1 import message_pb2, request_response_pb2, service_pb2_grpc
+
+    app = auth_app(door.platform.raw)
+    with grpc.insecure_channel(f"{door.platform.host}:{app['grpc_port']}") as channel:
+        slow = service_pb2_grpc.ApiKeyServiceStub(channel).CreateApiKey(request_response_pb2.CreateApiKeyRequest(
+            request_id=new_id(), api_key=message_pb2.ApiKey(
+                client_id=f"slow-{uuid.uuid4().hex[:8]}", scopes=[message_pb2.SCOPE_READ], requests_per_second=2)), timeout=15).secret
+    throttled = {"authorization": f"Bearer {slow}"}
+    answers = [door.rest("GET", f"/v1/users/{new_id()}", headers=throttled) for _ in range(10)]
+    over = [a for a in answers if a.status_code == 429]
+    assert over, [a.status_code for a in answers]
+    assert int(over[0].headers["retry-after"]) >= 1 and over[0].json()["code"] == 8
+    # The others' budget is their own: this client is not slowed by the throttled one.
+    assert door.rest("GET", f"/v1/users/{new_id()}").status_code == 404
+    # Through gRPC, the same limit is RESOURCE_EXHAUSTED.
+    with pytest.raises(grpc.RpcError) as limited:
+        for _ in range(10):
+            door.users.GetUser(user_requests.GetUserRequest(user_id=new_id()), metadata=tuple(throttled.items()), timeout=15)
+    assert limited.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_a_bounded_schemathesis_run_through_the_door_finds_no_server_error_or_schema_violation(door: Door, tmp_path) -> None:
+    """Short in the default run; `C4A_SCHEMATHESIS_EXAMPLES=200` for a longer one (README)."""
+    examples = os.environ.get("C4A_SCHEMATHESIS_EXAMPLES", "5")
+    argv = [str(ROOT / ".venv" / "bin" / "st"), "run", str(ROOT / "openapi" / "chat4all.openapi.json"),
+            "--url", door.url, "--header", f"Authorization: Bearer {door.key}" if door.key else "X-No-Key: 1",
+            "--checks", "not_a_server_error,response_schema_conformance,content_type_conformance",
+            "--mode", "positive", "--phases", "examples,fuzzing", "--max-examples", examples, "--seed", "7",
+            "--exclude-path-regex", "events:stream$",  # server streams never end by themselves
+            "--request-timeout", "20", "--workers", "1", "--no-color"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
