@@ -88,6 +88,7 @@ class Connector:
             read_timeout_seconds=s.connector_http_timeout_seconds,
             spool_dir=s.connector_media_spool_dir,
             redact=platform.http.redact,
+            owner_client_id=s.inbound_owner_client_id,
         )
         return await self.runtime.own(await importer.open(), lambda i: i.close())
 

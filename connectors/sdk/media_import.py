@@ -44,6 +44,7 @@ from prometheus_client import Counter
 
 from connectors.sdk import metrics
 from connectors.sdk.inbound import event_id_for
+from services.runtime.tenancy import client_metadata
 
 log = logging.getLogger("chat4all.connector.media")
 
@@ -130,8 +131,12 @@ class MediaImporter:
         read_timeout_seconds: float,
         spool_dir: str = "",
         redact: Callable[[str], str] = lambda text: text,
+        owner_client_id: str = "",
     ) -> None:
         self.connector = connector
+        # The files belong to the client that owns the platform accounts (as the users and
+        # conversations the router makes for inbound messages do); none: unowned, internal.
+        self._metadata = client_metadata(owner_client_id or None)
         self.channel = channel
         self.account_id = account_id
         self.files = files
@@ -282,7 +287,7 @@ class MediaImporter:
         """One FileService call with a couple of quick tries on UNAVAILABLE (safe: same request_id)."""
         for attempt in range(1, _FILES_ATTEMPTS + 1):
             try:
-                return await method(request, timeout=timeout)
+                return await method(request, timeout=timeout, metadata=self._metadata)
             except grpc.aio.AioRpcError as error:
                 if error.code() not in _RETRYABLE or attempt == _FILES_ATTEMPTS:
                     name = type(request).__name__.removesuffix("Request")

@@ -59,6 +59,9 @@ class ConnectorSettings(RuntimeSettings):
     # Where downloads are spooled on their way to the file service (up to 2 GiB each, never
     # in memory); empty: the system's temporary directory.
     connector_media_spool_dir: str = ""
+    # The client that owns this deployment's platform accounts (as the router's setting of the
+    # same name): imported media are its files. Empty: unowned, reachable by internal calls only.
+    inbound_owner_client_id: str = ""
 
     def validate(self) -> None:
         """Fail at start-up, naming the variable, instead of on the first message."""

@@ -1,6 +1,10 @@
 """The ConversationService gRPC servicer: checks requests, asks UserService that
 members exist (and that a merge to apply happened), and leaves the rest to the
-store and, for merges, to user_merges."""
+store and, for merges, to user_merges.
+
+Conversations belong to the client that created them (services/runtime/tenancy.py): a client
+sees and changes only its own, and its members must be its own users (UserService is asked
+on the client's behalf, so another client's user is NOT_FOUND there too)."""
 
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from services.runtime.app import Runtime
 from services.runtime.errors import InvalidArgument
 from services.runtime.idempotency import request_hash
 from services.runtime.shared_cache import SharedCache, cache_namespace
+from services.runtime.tenancy import caller_client, owner_for_new, require_owner, scoped_digest, split_owner, with_owner
 from services.runtime.validation import page_size, parse_request_id, parse_uuid
 
 SERVICE = service_pb2.DESCRIPTOR.services_by_name["ConversationService"]
@@ -56,12 +61,13 @@ class ConversationService(service_pb2_grpc.ConversationServiceServicer):
     async def _changed(self, conversation_id: uuid.UUID) -> None:
         """After a committed change: drop the shared copy first, then tell the in-process caches
         (which reload through GetConversation, so they must not find the old copy)."""
-        await self.cache.invalidate(f"conversation:{conversation_id}")
+        await self.cache.invalidate(_conversation_key(conversation_id))
         await self.announce(str(conversation_id))
 
     async def CreateConversation(
         self, request: rr.CreateConversationRequest, context: grpc.aio.ServicerContext
     ) -> rr.CreateConversationResponse:
+        caller = caller_client(context)
         request_id = parse_request_id(request.request_id)
         if request.type not in _TYPES:
             raise InvalidArgument(f"type must be CONVERSATION_TYPE_DIRECT or CONVERSATION_TYPE_GROUP, got {request.type}")
@@ -82,7 +88,7 @@ class ConversationService(service_pb2_grpc.ConversationServiceServicer):
                 raise InvalidArgument("members: a group conversation needs at least one member")
             if request.HasField("platform_binding"):
                 binding = _binding("platform_binding", request.platform_binding)
-        await self.users.require_users([m.user_id for m in members])
+        await self.users.require_users([m.user_id for m in members], caller)
         # join_time is ignored on input, so it does not make two requests different.
         normalised = rr.CreateConversationRequest()
         normalised.CopyFrom(request)
@@ -90,11 +96,12 @@ class ConversationService(service_pb2_grpc.ConversationServiceServicer):
             member.ClearField("join_time")
         conversation = await self.store.create_conversation(
             request_id,
-            request_hash("CreateConversation", normalised),
+            scoped_digest(request_hash("CreateConversation", normalised), caller),
             request.type,
             request.title,
             members,
             binding,
+            owner=owner_for_new(caller),
         )
         return rr.CreateConversationResponse(conversation=conversation)
 
@@ -104,18 +111,23 @@ class ConversationService(service_pb2_grpc.ConversationServiceServicer):
         conversation_id = parse_uuid(request.conversation_id, "conversation_id")
 
         async def load() -> bytes:
-            return (await self.store.get_conversation(conversation_id)).SerializeToString()
+            owner, conversation = await self.store.get_owned_conversation(conversation_id)
+            return with_owner(owner, conversation.SerializeToString())
 
-        return rr.GetConversationResponse(conversation=pb.Conversation.FromString(await self.cache.get(f"conversation:{conversation_id}", load)))
+        owner, conversation = split_owner(await self.cache.get(_conversation_key(conversation_id), load))
+        require_owner(caller_client(context), owner, f"conversation_id: no conversation {conversation_id}")
+        return rr.GetConversationResponse(conversation=pb.Conversation.FromString(conversation))
 
     async def ListConversations(
         self, request: rr.ListConversationsRequest, context: grpc.aio.ServicerContext
     ) -> rr.ListConversationsResponse:
+        caller = caller_client(context)
         limit = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         member_user_id = parse_uuid(request.member_user_id, "member_user_id") if request.member_user_id else None
         binding = _binding("platform_binding", request.platform_binding) if request.HasField("platform_binding") else None
-        # A token only continues the listing it came from (same filters; page_size may change).
-        scope = _scope("conversations", str(member_user_id or ""), binding.label if binding else "")
+        # A token only continues the listing it came from (same caller and filters; page_size may change).
+        caller_label = "internal" if caller is None else f"client {caller}"
+        scope = _scope("conversations", caller_label, str(member_user_id or ""), binding.label if binding else "")
         after = None
         if request.page_token:
             position = page_tokens.decode(request.page_token, scope)
@@ -123,22 +135,23 @@ class ConversationService(service_pb2_grpc.ConversationServiceServicer):
                 after = (datetime.datetime.fromisoformat(position["t"]), uuid.UUID(position["id"]))
             except (KeyError, TypeError, ValueError):
                 raise InvalidArgument("page_token is malformed") from None
-        conversations, last = await self.store.list_conversations(limit, after, member_user_id, binding)
+        conversations, last = await self.store.list_conversations(limit, after, member_user_id, binding, caller)
         token = page_tokens.encode(scope, t=last[0].isoformat(), id=str(last[1])) if last else ""
         return rr.ListConversationsResponse(conversations=conversations, next_page_token=token)
 
     async def AddMember(self, request: rr.AddMemberRequest, context: grpc.aio.ServicerContext) -> rr.AddMemberResponse:
+        caller = caller_client(context)
         request_id = parse_request_id(request.request_id)
         conversation_id = parse_uuid(request.conversation_id, "conversation_id")
         if not request.HasField("member"):
             raise InvalidArgument("member is required")
         member = _member("member", request.member)
-        await self.users.require_users([member.user_id])
+        await self.users.require_users([member.user_id], caller)
         normalised = rr.AddMemberRequest()
         normalised.CopyFrom(request)
         normalised.member.ClearField("join_time")
         conversation = await self.store.add_member(
-            request_id, request_hash("AddMember", normalised), conversation_id, member
+            request_id, scoped_digest(request_hash("AddMember", normalised), caller), conversation_id, member, caller
         )
         await self._changed(conversation_id)
         return rr.AddMemberResponse(conversation=conversation)
@@ -146,12 +159,12 @@ class ConversationService(service_pb2_grpc.ConversationServiceServicer):
     async def RemoveMember(
         self, request: rr.RemoveMemberRequest, context: grpc.aio.ServicerContext
     ) -> rr.RemoveMemberResponse:
+        caller = caller_client(context)
         request_id = parse_request_id(request.request_id)
         conversation_id = parse_uuid(request.conversation_id, "conversation_id")
         user_id = parse_uuid(request.user_id, "user_id")
-        conversation = await self.store.remove_member(
-            request_id, request_hash("RemoveMember", request), conversation_id, user_id, request.reason
-        )
+        digest = scoped_digest(request_hash("RemoveMember", request), caller)
+        conversation = await self.store.remove_member(request_id, digest, conversation_id, user_id, request.reason, caller)
         await self._changed(conversation_id)
         return rr.RemoveMemberResponse(conversation=conversation)
 
@@ -166,7 +179,7 @@ class ConversationService(service_pb2_grpc.ConversationServiceServicer):
             after_seq = page_tokens.decode(request.page_token, scope).get("seq")
             if type(after_seq) is not int or after_seq < 0:
                 raise InvalidArgument("page_token is malformed")
-        changes, last = await self.store.list_membership_changes(conversation_id, limit, after_seq)
+        changes, last = await self.store.list_membership_changes(conversation_id, limit, after_seq, caller_client(context))
         token = page_tokens.encode(scope, seq=last) if last is not None else ""
         return rr.ListMembershipChangesResponse(membership_changes=changes, next_page_token=token)
 
@@ -186,6 +199,11 @@ class ConversationService(service_pb2_grpc.ConversationServiceServicer):
         for conversation_id in changed:
             await self._changed(conversation_id)
         return rr.ApplyUserMergeResponse(conversation_ids=[str(c) for c in changed])
+
+
+def _conversation_key(conversation_id: uuid.UUID) -> str:
+    """The shared copy of a conversation, which carries its owner (tenancy.with_owner)."""
+    return f"owned-conversation:{conversation_id}"
 
 
 def _scope(listing: str, *filters: str) -> str:

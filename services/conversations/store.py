@@ -7,6 +7,11 @@ the claimed row) answers with the conversation instead of changing anything
 twice. Membership changes then lock the conversation row, which numbers the
 history without gaps and makes "last owner" checks race-free. Whoever is about
 to become a member is first held against a concurrent merge (member_locks.py).
+
+Every conversation belongs to a client (`owner_client_id`, services/runtime/tenancy.py):
+`caller` is the calling client (None: an internal call), and a conversation of another
+client is NOT_FOUND exactly like one that does not exist. Direct pairs and platform bindings
+are unique per client.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.conversations.member_locks import hold_members
 from services.runtime.errors import AlreadyExists, FailedPrecondition, NotFound, Unavailable
+from services.runtime.tenancy import UNOWNED, may_touch
 
 _CONVERSATION_COLUMNS = (
     "conversation_id, type, title, binding_channel, binding_account_id, binding_external_group_id,"
@@ -67,6 +73,7 @@ class ConversationStore:
         title: str,
         members: Sequence[MemberSpec],
         binding: Binding | None,
+        owner: str = UNOWNED,
     ) -> pb.Conversation:
         conversation_id = uuid.uuid4()
         pair = sorted(m.user_id for m in members) if kind == pb.CONVERSATION_TYPE_DIRECT else [None, None]
@@ -78,12 +85,13 @@ class ConversationStore:
             # No conflict target: either unique index (direct pair, platform binding) stops it,
             # and a concurrent creator of the same pair or binding is waited for first.
             cursor = await conn.execute(
-                "INSERT INTO conversations (conversation_id, type, title, binding_channel, binding_account_id,"
-                " binding_external_group_id, direct_user_low, direct_user_high, create_time, update_time)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now(), now())"
+                "INSERT INTO conversations (conversation_id, owner_client_id, type, title, binding_channel,"
+                " binding_account_id, binding_external_group_id, direct_user_low, direct_user_high, create_time,"
+                " update_time) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now(), now())"
                 " ON CONFLICT DO NOTHING",
                 (
                     conversation_id,
+                    owner,
                     kind,
                     title,
                     binding and binding.channel,
@@ -94,32 +102,38 @@ class ConversationStore:
                 ),
             )
             if cursor.rowcount == 0:
-                await _raise_taken(conn, pair, binding)
+                await _raise_taken(conn, owner, pair, binding)
             for member in members:
                 await _add_member(conn, conversation_id, member, request_id)
             return await _read_conversation(conn, conversation_id)
 
     async def add_member(
-        self, request_id: uuid.UUID, digest: bytes, conversation_id: uuid.UUID, member: MemberSpec
+        self, request_id: uuid.UUID, digest: bytes, conversation_id: uuid.UUID, member: MemberSpec, caller: str | None = None
     ) -> pb.Conversation:
         async with self.pool.connection() as conn, conn.transaction():
             earlier = await _claim(conn, request_id, "AddMember", digest, conversation_id)
             if earlier is not None:
                 return await _read_conversation(conn, earlier)
             await hold_members(conn, [member.user_id])  # before the conversation row: see member_locks
-            await _lock_group(conn, conversation_id)
+            await _lock_group(conn, conversation_id, caller)
             if not await _add_member(conn, conversation_id, member, request_id):
                 raise AlreadyExists(f"user {member.user_id} is already a member of conversation {conversation_id}")
             return await _read_conversation(conn, conversation_id)
 
     async def remove_member(
-        self, request_id: uuid.UUID, digest: bytes, conversation_id: uuid.UUID, user_id: uuid.UUID, reason: str
+        self,
+        request_id: uuid.UUID,
+        digest: bytes,
+        conversation_id: uuid.UUID,
+        user_id: uuid.UUID,
+        reason: str,
+        caller: str | None = None,
     ) -> pb.Conversation:
         async with self.pool.connection() as conn, conn.transaction():
             earlier = await _claim(conn, request_id, "RemoveMember", digest, conversation_id)
             if earlier is not None:
                 return await _read_conversation(conn, earlier)
-            await _lock_group(conn, conversation_id)
+            await _lock_group(conn, conversation_id, caller)
             row = await (
                 await conn.execute(
                     "DELETE FROM conversation_members WHERE conversation_id = %s AND user_id = %s RETURNING role",
@@ -146,9 +160,10 @@ class ConversationStore:
 
     # Reads -------------------------------------------------------------------------------
 
-    async def get_conversation(self, conversation_id: uuid.UUID) -> pb.Conversation:
+    async def get_owned_conversation(self, conversation_id: uuid.UUID) -> tuple[str, pb.Conversation]:
+        """The conversation's owner and the conversation."""
         async with self.pool.connection() as conn:
-            return await _read_conversation(conn, conversation_id)
+            return await _read_owned_conversation(conn, conversation_id)
 
     async def list_conversations(
         self,
@@ -156,12 +171,17 @@ class ConversationStore:
         after: ConversationKey | None,
         member_user_id: uuid.UUID | None,
         binding: Binding | None,
+        caller: str | None = None,
     ) -> tuple[list[pb.Conversation], ConversationKey | None]:
-        """One page, newest first, and the key to continue after it (None on the last page)."""
+        """One page, newest first, and the key to continue after it (None on the last page):
+        the caller's conversations only, every one for an internal caller."""
         joins, conditions, params = "", [], []
         if member_user_id is not None:
             joins = " JOIN conversation_members m ON m.conversation_id = c.conversation_id AND m.user_id = %s"
             params.append(member_user_id)
+        if caller is not None:
+            conditions.append("c.owner_client_id = %s")
+            params.append(caller)
         if binding is not None:
             conditions.append("c.binding_channel = %s AND c.binding_account_id = %s AND c.binding_external_group_id = %s")
             params += [binding.channel, binding.account_id, binding.external_group_id]
@@ -186,14 +206,14 @@ class ConversationStore:
         return conversations, (last["create_time"], last["conversation_id"]) if last else None
 
     async def list_membership_changes(
-        self, conversation_id: uuid.UUID, limit: int, after_seq: int
+        self, conversation_id: uuid.UUID, limit: int, after_seq: int, caller: str | None = None
     ) -> tuple[list[pb.MembershipChange], int | None]:
         """One page, oldest first, and the seq to continue after (None on the last page)."""
         async with self.pool.connection() as conn:
-            exists = await (
-                await conn.execute("SELECT 1 FROM conversations WHERE conversation_id = %s", (conversation_id,))
+            found = await (
+                await conn.execute("SELECT owner_client_id FROM conversations WHERE conversation_id = %s", (conversation_id,))
             ).fetchone()
-            if exists is None:
+            if found is None or not may_touch(caller, found[0]):
                 raise NotFound(f"conversation_id: no conversation {conversation_id}")
             async with conn.cursor(row_factory=dict_row) as cur:
                 await cur.execute(
@@ -243,13 +263,14 @@ async def _claim(
     return earlier_conversation
 
 
-async def _raise_taken(conn: AsyncConnection, pair: list, binding: Binding | None) -> None:
-    """Name the conversation that holds the direct pair or the platform binding."""
+async def _raise_taken(conn: AsyncConnection, owner: str, pair: list, binding: Binding | None) -> None:
+    """Name the conversation (of the same owner) that holds the direct pair or the platform binding."""
     if pair[0] is not None:
         row = await (
             await conn.execute(
-                "SELECT conversation_id FROM conversations WHERE direct_user_low = %s AND direct_user_high = %s",
-                (pair[0], pair[1]),
+                "SELECT conversation_id FROM conversations WHERE owner_client_id = %s AND direct_user_low = %s"
+                " AND direct_user_high = %s",
+                (owner, pair[0], pair[1]),
             )
         ).fetchone()
         if row:
@@ -257,9 +278,9 @@ async def _raise_taken(conn: AsyncConnection, pair: list, binding: Binding | Non
     if binding is not None:
         row = await (
             await conn.execute(
-                "SELECT conversation_id FROM conversations WHERE binding_channel = %s AND binding_account_id = %s"
-                " AND binding_external_group_id = %s",
-                (binding.channel, binding.account_id, binding.external_group_id),
+                "SELECT conversation_id FROM conversations WHERE owner_client_id = %s AND binding_channel = %s"
+                " AND binding_account_id = %s AND binding_external_group_id = %s",
+                (owner, binding.channel, binding.account_id, binding.external_group_id),
             )
         ).fetchone()
         if row:
@@ -268,11 +289,13 @@ async def _raise_taken(conn: AsyncConnection, pair: list, binding: Binding | Non
     raise Unavailable("the conversation conflicted with a concurrent change; retry")
 
 
-async def _lock_group(conn: AsyncConnection, conversation_id: uuid.UUID) -> None:
+async def _lock_group(conn: AsyncConnection, conversation_id: uuid.UUID, caller: str | None) -> None:
     row = await (
-        await conn.execute("SELECT type FROM conversations WHERE conversation_id = %s FOR UPDATE", (conversation_id,))
+        await conn.execute(
+            "SELECT type, owner_client_id FROM conversations WHERE conversation_id = %s FOR UPDATE", (conversation_id,)
+        )
     ).fetchone()
-    if row is None:
+    if row is None or not may_touch(caller, row[1]):
         raise NotFound(f"conversation_id: no conversation {conversation_id}")
     if row[0] == pb.CONVERSATION_TYPE_DIRECT:
         raise FailedPrecondition(f"conversation {conversation_id} is direct; its membership is fixed")
@@ -320,15 +343,20 @@ async def record_change(
 
 
 async def _read_conversation(conn: AsyncConnection, conversation_id: uuid.UUID) -> pb.Conversation:
+    return (await _read_owned_conversation(conn, conversation_id))[1]
+
+
+async def _read_owned_conversation(conn: AsyncConnection, conversation_id: uuid.UUID) -> tuple[str, pb.Conversation]:
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE conversation_id = %s", (conversation_id,)
+            f"SELECT {_CONVERSATION_COLUMNS}, owner_client_id FROM conversations WHERE conversation_id = %s",
+            (conversation_id,),
         )
         row = await cur.fetchone()
     if row is None:
         raise NotFound(f"conversation_id: no conversation {conversation_id}")
     members = await _read_members(conn, [conversation_id])
-    return _conversation(row, members.get(conversation_id, []))
+    return row["owner_client_id"], _conversation(row, members.get(conversation_id, []))
 
 
 async def _read_members(conn: AsyncConnection, conversation_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[pb.Member]]:

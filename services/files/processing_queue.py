@@ -107,11 +107,12 @@ async def finish(
                 t = thumbnail
                 await conn.execute(
                     "INSERT INTO files (file_id, upload_id, s3_upload_id, object_key, filename, declared_content_type,"
-                    " detected_content_type, size_bytes, sha256, part_size_bytes, state, expire_time, owner_user_id)"
-                    # Never uploaded: its upload fields are placeholders nothing reads.
-                    " VALUES (%s, %s, '', %s, %s, %s, %s, %s, %s, %s, %s, now(), %s)",
+                    " detected_content_type, size_bytes, sha256, part_size_bytes, state, expire_time, owner_user_id,"
+                    " owner_client_id)"
+                    # Never uploaded: its upload fields are placeholders nothing reads. Same client as the original.
+                    " SELECT %s, %s, '', %s, %s, %s, %s, %s, %s, %s, %s, now(), %s, owner_client_id FROM files WHERE file_id = %s",
                     (t.file_id, uuid.uuid4(), t.object_key, t.filename, t.content_type, t.content_type,
-                     t.size_bytes, t.sha256, t.size_bytes, CLEAN, t.owner_user_id),
+                     t.size_bytes, t.sha256, t.size_bytes, CLEAN, t.owner_user_id, file_id),
                 )
             updated = await conn.execute(
                 """

@@ -3,7 +3,11 @@ to the store and bytes to object storage (clients move them through presigned UR
 
 Beside the RPCs, each replica runs the processing worker (processing_worker.py: content type,
 malware scan with clamd, thumbnails; what makes a file CLEAN) and the sweeper of abandoned
-uploads (sweeper.py)."""
+uploads (sweeper.py).
+
+Files belong to the client that created the upload (services/runtime/tenancy.py): another
+client's file or upload is NOT_FOUND, as an unknown one. owner_user_id is not checked here
+(it never was: not even that the user exists); SendMessage checks that the sender owns the file."""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from services.files.uploads import MAX_FILE_BYTES, NewUpload, Uploads
 from services.runtime.app import Runtime
 from services.runtime.errors import FailedPrecondition, InvalidArgument
 from services.runtime.idempotency import request_hash
+from services.runtime.tenancy import caller_client, owner_for_new, require_owner, scoped_digest
 from services.runtime.validation import parse_request_id, parse_uuid
 
 SERVICE = service_pb2.DESCRIPTOR.services_by_name["FileService"]
@@ -42,6 +47,7 @@ class FileService(service_pb2_grpc.FileServiceServicer):
         self.uploads = Uploads(store, objects, settings)
 
     async def CreateUpload(self, request: rr.CreateUploadRequest, context: grpc.aio.ServicerContext) -> rr.CreateUploadResponse:
+        caller = caller_client(context)
         request_id = parse_request_id(request.request_id)
         upload = NewUpload(
             filename=_required("filename", request.filename),
@@ -50,8 +56,9 @@ class FileService(service_pb2_grpc.FileServiceServicer):
             sha256=_sha256(request.sha256),
             # Empty for media a connector imports from a platform.
             owner_user_id=parse_uuid(request.owner_user_id, "owner_user_id") if request.owner_user_id else None,
+            owner_client_id=owner_for_new(caller),
         )
-        file = await self.uploads.create(request_id, request_hash("CreateUpload", request), upload)
+        file = await self.uploads.create(request_id, scoped_digest(request_hash("CreateUpload", request), caller), upload)
         response = rr.CreateUploadResponse(
             upload_id=str(file.upload_id), file_id=str(file.file_id), part_size_bytes=file.part_size_bytes,
             part_urls=await self.uploads.part_urls(file),
@@ -62,21 +69,21 @@ class FileService(service_pb2_grpc.FileServiceServicer):
     async def CompleteUpload(
         self, request: rr.CompleteUploadRequest, context: grpc.aio.ServicerContext
     ) -> rr.CompleteUploadResponse:
+        caller = caller_client(context)
         request_id = parse_request_id(request.request_id)
         upload_id = parse_uuid(request.upload_id, "upload_id")
-        file = await self.uploads.complete(
-            request_id, request_hash("CompleteUpload", request), upload_id, _parts(request.parts)
-        )
+        digest = scoped_digest(request_hash("CompleteUpload", request), caller)
+        file = await self.uploads.complete(request_id, digest, upload_id, _parts(request.parts), caller)
         return rr.CompleteUploadResponse(file=file.to_proto())
 
     async def GetFile(self, request: rr.GetFileRequest, context: grpc.aio.ServicerContext) -> rr.GetFileResponse:
-        file = await self.store.get(parse_uuid(request.file_id, "file_id"))
+        file = await self._file(parse_uuid(request.file_id, "file_id"), context)
         return rr.GetFileResponse(file=file.to_proto())
 
     async def GetDownloadUrl(
         self, request: rr.GetDownloadUrlRequest, context: grpc.aio.ServicerContext
     ) -> rr.GetDownloadUrlResponse:
-        file = await self.store.get(parse_uuid(request.file_id, "file_id"))
+        file = await self._file(parse_uuid(request.file_id, "file_id"), context)
         # The contract serves CLEAN files only: unscanned bytes could be malware.
         if file.state != message_pb2.FILE_STATE_CLEAN:
             raise FailedPrecondition(f"file {file.file_id} is {message_pb2.FileState.Name(file.state)}, not CLEAN")
@@ -85,6 +92,12 @@ class FileService(service_pb2_grpc.FileServiceServicer):
         response = rr.GetDownloadUrlResponse(url=url)
         response.expire_time.FromDatetime(datetime.now(timezone.utc) + timedelta(seconds=seconds))
         return response
+
+    async def _file(self, file_id, context: grpc.aio.ServicerContext):
+        """The file, NOT_FOUND (as for an unknown id) if it is another client's."""
+        file = await self.store.get(file_id)
+        require_owner(caller_client(context), file.owner_client_id, f"file_id: no file {file_id}")
+        return file
 
 
 def _required(field: str, value: str) -> str:

@@ -2,6 +2,9 @@
 
 Changes run in a transaction that first claims the request_id in `file_requests`, so a retry, or
 a concurrent duplicate waiting on the claimed row, answers from the first request's file.
+
+Every file belongs to a client (`owner_client_id`, services/runtime/tenancy.py); the servicer
+answers another client's file or upload as it answers an unknown one.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from services.runtime.errors import AlreadyExists, NotFound
 COLUMNS = (
     "file_id, upload_id, s3_upload_id, object_key, filename, declared_content_type, detected_content_type,"
     " size_bytes, sha256, part_size_bytes, state, failure_reason, create_time, update_time, expire_time,"
-    " owner_user_id, thumbnail_file_id"
+    " owner_user_id, thumbnail_file_id, owner_client_id"
 )
 # Delivered when the transaction that completed an upload commits: wakes the processing workers.
 PROCESSING_CHANNEL = "chat4all_files_processing"
@@ -47,6 +50,7 @@ class FileRow:
     expire_time: datetime
     owner_user_id: uuid.UUID | None
     thumbnail_file_id: uuid.UUID | None
+    owner_client_id: str  # tenancy: '' for a file an internal call created
 
     def to_proto(self) -> message_pb2.File:
         file = message_pb2.File(
@@ -89,15 +93,15 @@ class FileTransaction:
     async def insert_upload(
         self, file_id: uuid.UUID, upload_id: uuid.UUID, s3_upload_id: str, object_key: str, filename: str,
         content_type: str, size_bytes: int, sha256: str, part_size_bytes: int, expire_time: datetime,
-        owner_user_id: uuid.UUID | None,
+        owner_user_id: uuid.UUID | None, owner_client_id: str,
     ) -> FileRow:
         row = await (
             await self.conn.execute(
                 "INSERT INTO files (file_id, upload_id, s3_upload_id, object_key, filename, declared_content_type,"
-                " size_bytes, sha256, part_size_bytes, state, expire_time, owner_user_id)"
-                f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {COLUMNS}",
+                " size_bytes, sha256, part_size_bytes, state, expire_time, owner_user_id, owner_client_id)"
+                f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {COLUMNS}",
                 (file_id, upload_id, s3_upload_id, object_key, filename, content_type, size_bytes, sha256,
-                 part_size_bytes, message_pb2.FILE_STATE_UPLOADING, expire_time, owner_user_id),
+                 part_size_bytes, message_pb2.FILE_STATE_UPLOADING, expire_time, owner_user_id, owner_client_id),
             )
         ).fetchone()
         return FileRow(**row)

@@ -20,6 +20,7 @@ from services.files.object_store import ObjectStore, etag
 from services.files.settings import FileSettings
 from services.files.store import FileRow, FileStore
 from services.runtime.errors import FailedPrecondition, InvalidArgument
+from services.runtime.tenancy import require_owner
 
 log = logging.getLogger("chat4all.files")
 
@@ -35,6 +36,7 @@ class NewUpload:
     size_bytes: int
     sha256: str
     owner_user_id: uuid.UUID | None  # None: media a connector imported from a platform
+    owner_client_id: str  # the client creating it (tenancy.owner_for_new)
 
 
 def part_size_for(size_bytes: int, preferred: int) -> int:
@@ -71,7 +73,7 @@ class Uploads:
                 return await tx.insert_upload(
                     file_id, uuid.uuid4(), s3_upload_id, key, upload.filename, upload.content_type, upload.size_bytes,
                     upload.sha256, part_size_for(upload.size_bytes, self.settings.part_size_bytes), expire_time,
-                    upload.owner_user_id,
+                    upload.owner_user_id, upload.owner_client_id,
                 )
             except BaseException:
                 # Nothing in the database points at it: do not leave its parts behind (best effort;
@@ -87,10 +89,14 @@ class Uploads:
         urls = await self.objects.part_urls(file.object_key, file.s3_upload_id, numbers, seconds)
         return [message_pb2.UploadPartUrl(part_number=n, url=url) for n, url in zip(numbers, urls)]
 
-    async def complete(self, request_id: uuid.UUID, digest: bytes, upload_id: uuid.UUID, parts: list[tuple[int, str]]) -> FileRow:
+    async def complete(
+        self, request_id: uuid.UUID, digest: bytes, upload_id: uuid.UUID, parts: list[tuple[int, str]], caller: str | None
+    ) -> FileRow:
         try:
             async with self.store.transaction() as tx:
                 file = await tx.lock_upload(upload_id)
+                # Another client's upload is as unknown as one that does not exist.
+                require_owner(caller, file.owner_client_id, f"upload_id: no upload {upload_id}")
                 earlier = await tx.claim_request(request_id, "CompleteUpload", digest, file.file_id)
                 if earlier is not None:
                     return await tx.file(earlier)

@@ -1,7 +1,9 @@
 """A message's attachments as the file service knows them.
 
-SendMessage accepts only files that exist, belong to the sender and are CLEAN, and copies
-their name, detected type and size into the message. At each delivery attempt the router
+SendMessage accepts only files that exist, belong to the calling client and to the sender,
+and are CLEAN, and copies their name, detected type and size into the message. The file
+service is asked on the client's behalf (services/runtime/tenancy.py), so another client's
+file is NOT_FOUND, as an unknown one. At each delivery attempt the router
 asks again, for the file's current state and a fresh presigned URL the connector fetches
 the bytes from (URLs expire; a retry may come much later).
 """
@@ -18,6 +20,7 @@ from chat4all.files.v1 import service_pb2_grpc as file_grpc
 from chat4all.messaging.v1 import message_pb2
 
 from services.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unavailable
+from services.runtime.tenancy import client_metadata
 from services.runtime.validation import require_uuid
 
 F = file_pb2.FileState
@@ -39,7 +42,9 @@ class Attachments:
     files: file_grpc.FileServiceStub
     timeout_seconds: float = 5.0
 
-    async def for_send(self, attachments: Sequence[message_pb2.Attachment], sender_user_id: str) -> list[message_pb2.Attachment]:
+    async def for_send(
+        self, attachments: Sequence[message_pb2.Attachment], sender_user_id: str, caller: str | None = None
+    ) -> list[message_pb2.Attachment]:
         """The client's attachments with the file service's metadata, or the reason they cannot be sent."""
         seen: set[str] = set()
         described = []
@@ -49,7 +54,7 @@ class Attachments:
             if file_id in seen:
                 raise InvalidArgument(f"{field}: file {file_id} is attached twice")
             seen.add(file_id)
-            file = await self._file(file_id, field)
+            file = await self._file(file_id, field, caller)
             if file.owner_user_id != sender_user_id:
                 raise PermissionDenied(f"{field}: file {file_id} does not belong to user {sender_user_id}")
             if file.state != F.FILE_STATE_CLEAN:
@@ -95,9 +100,10 @@ class Attachments:
             attachment.download_expire_time.CopyFrom(url.expire_time)
         return ready
 
-    async def _file(self, file_id: str, field: str) -> file_pb2.File:
+    async def _file(self, file_id: str, field: str, caller: str | None = None) -> file_pb2.File:
         try:
-            return (await self.files.GetFile(file_requests.GetFileRequest(file_id=file_id), timeout=self.timeout_seconds)).file
+            request = file_requests.GetFileRequest(file_id=file_id)
+            return (await self.files.GetFile(request, timeout=self.timeout_seconds, metadata=client_metadata(caller))).file
         except grpc.aio.AioRpcError as error:
             if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
                 raise NotFound(f"{field}: no file {file_id}") from None

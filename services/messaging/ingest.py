@@ -1,6 +1,9 @@
 """SendMessage: validate, assign a UUIDv4 message_id, make the message durable in
 Kafka, and only then answer.
 
+Only the caller's conversation and files (services/runtime/tenancy.py): another client's
+is NOT_FOUND, as an unknown one.
+
 Idempotency (AIP-155, per client): the key row is inserted in the transaction
 that waits for the broker's acknowledgement. A concurrent duplicate blocks on
 that row and then reads the committed answer; if the broker fails, the
@@ -70,19 +73,23 @@ class Ingest:
         self.producer = producer
         self.directory = directory
 
-    async def send(self, client_id: str, request: request_response_pb2.SendMessageRequest) -> request_response_pb2.SendMessageResponse:
+    async def send(
+        self, client_id: str, request: request_response_pb2.SendMessageRequest, caller: str | None = None
+    ) -> request_response_pb2.SendMessageResponse:
+        """`client_id` keys the idempotency of the request ("anonymous" for internal calls);
+        `caller` is the client whose conversation and files it may use (None: internal)."""
         request_id = require_uuid(request.request_id, "request_id", v4=True)
         conversation_id = require_uuid(request.conversation_id, "conversation_id")
         sender = require_uuid(request.sender_user_id, "sender_user_id")
         if not request.HasField("content"):
             raise InvalidArgument("content is required")
         validate_content(request.content)
-        await self._check_membership(conversation_id, sender)
+        await self._check_membership(conversation_id, sender, caller)
         content = request.content
         if content.attachments:
             content = message_pb2.MessageContent()
             content.CopyFrom(request.content)
-            described = await self.attachments.for_send(request.content.attachments, sender)
+            described = await self.attachments.for_send(request.content.attachments, sender, caller)
             del content.attachments[:]
             content.attachments.extend(described)
 
@@ -106,8 +113,8 @@ class Ingest:
             await self._publish(client_id, request_id, message_id, conversation_id, sender, content, response)
         return response
 
-    async def _check_membership(self, conversation_id: str, sender: str) -> None:
-        conversation = await self.directory.conversation(conversation_id)
+    async def _check_membership(self, conversation_id: str, sender: str, caller: str | None) -> None:
+        conversation = await self.directory.conversation(conversation_id, caller)
         if not any(member.user_id == sender for member in conversation.members):
             raise PermissionDenied(f"user {sender} is not a member of conversation {conversation_id}")
 

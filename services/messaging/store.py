@@ -345,6 +345,13 @@ async def list_dead_letters(
     return [_dead_letter(data, st, replayed) for data, st, replayed in rows]
 
 
+async def dead_letter_conversation(conn: AsyncConnection, dead_letter_id: str) -> str | None:
+    row = await (
+        await conn.execute("SELECT conversation_id FROM dead_letters WHERE dead_letter_id = %s", (dead_letter_id,))
+    ).fetchone()
+    return str(row[0]) if row else None
+
+
 async def lock_dead_letter(conn: AsyncConnection, dead_letter_id: str) -> tuple[message_pb2.DeadLetter, str | None] | None:
     row = await (
         await conn.execute(

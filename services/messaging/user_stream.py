@@ -16,6 +16,11 @@ later starts after the last event that occurred before the join
 (user_stream_store.starts_after_join); one left is dropped at once, and events
 already read from it but not yet sent are not sent.
 
+Whose conversations: a client's stream (services/runtime/tenancy.py) lists the user's
+conversations on the client's behalf and takes a join only into a conversation of that
+client, so it never carries another client's events, even if an internal call made the user
+a member of one.
+
 When to read: the event feed's notifications say which conversations grew, so
 a wake-up reads only those. Every user_stream_refresh_seconds a stream lists
 its user's conversations again and reads all of them once, in case an
@@ -78,12 +83,17 @@ class UserStreams:
         self._last_prune = float("-inf")
 
     def open(
-        self, user_id: str, cursor: UserCursor | None, ready: Callable[[str], Awaitable[None]]
+        self,
+        user_id: str,
+        cursor: UserCursor | None,
+        ready: Callable[[str], Awaitable[None]],
+        caller: str | None = None,
     ) -> AsyncIterator[message_pb2.ConversationEvent]:
-        """The user's events after `cursor` (None: after now). `ready` is awaited once the
-        stream is positioned, with the cursor of that position: from then on, every new event
-        will be delivered, and resuming from that cursor later delivers the same events."""
-        return UserEventStream(self, user_id).events(cursor, ready)
+        """The user's events after `cursor` (None: after now), in the conversations of `caller`
+        (None: an internal call, all of them). `ready` is awaited once the stream is positioned,
+        with the cursor of that position: from then on, every new event will be delivered, and
+        resuming from that cursor later delivers the same events."""
+        return UserEventStream(self, user_id, caller).events(cursor, ready)
 
     async def save_checkpoint(self, user_id: str, checkpoint_id: bytes, payload: bytes) -> None:
         async with self.pool.connection() as conn:
@@ -99,9 +109,10 @@ class UserStreams:
 class UserEventStream:
     """One StreamUserEvents call."""
 
-    def __init__(self, shared: UserStreams, user_id: str) -> None:
+    def __init__(self, shared: UserStreams, user_id: str, caller: str | None = None) -> None:
         self.shared = shared
         self.user_id = user_id
+        self.caller = caller
         self.positions = StreamPositions(user_id)
         # Join time of the membership each followed conversation is followed under: a
         # different one means the user left and joined again.
@@ -167,7 +178,7 @@ class UserEventStream:
                 self.shared.feed.unlisten(conversation_id, self._grew)
 
     async def _open(self, cursor: UserCursor | None) -> None:
-        memberships = await self.shared.directory.memberships(self.user_id)
+        memberships = await self.shared.directory.memberships(self.user_id, self.caller)
         # Listen before reading positions: whatever is appended after the read wakes us.
         for conversation_id in memberships:
             self._listen(conversation_id)
@@ -276,6 +287,10 @@ class UserEventStream:
                     self._unlisten(conversation_id)
             elif not self._unchanged(conversation_id, member):
                 joins[conversation_id] = member
+        if self.caller is not None and joins:  # the watch reads members past the client's view
+            caller = self.caller
+            owned = await asyncio.gather(*(self.shared.directory.owns_conversation(caller, c) for c in joins))
+            joins = {c: m for (c, m), mine in zip(joins.items(), owned, strict=True) if mine}
         if not joins:
             return
         for conversation_id in joins:
@@ -295,7 +310,7 @@ class UserEventStream:
         for while it ran (such a change is at least as new as the listing)."""
         self._heard_during_listing = set()
         try:
-            listing = await self.shared.directory.memberships(self.user_id)
+            listing = await self.shared.directory.memberships(self.user_id, self.caller)
         except ServiceError as error:
             log.warning("cannot list the user's conversations; keeping the ones known", extra={"error": error.message})
             return

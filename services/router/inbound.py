@@ -9,6 +9,15 @@ messages topic like any other, so storage, fan-out and streams are shared.
 Every id derived here is a pure function of the platform's ids, so a redelivered
 or duplicated platform message maps to the same message and is stored once,
 and concurrent first messages create one user and one conversation.
+
+On whose behalf: the users and conversations made here belong to the client that owns the
+platform accounts (C4A_INBOUND_OWNER_CLIENT_ID; services/runtime/tenancy.py). The router calls
+UserService and ConversationService with that client's id in the x-chat4all-client-id
+metadata, as the front door does for a client, rather than with a field of the requests: the
+services then apply the very rules a client's call gets (owner of what is created, senders
+resolved among that client's users, the bound conversation looked up among its conversations),
+and no public request grows a field that lets a caller name the owner of what it creates.
+Without an owner the calls are internal and what they create is unowned.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from opentelemetry import trace
 from services.messaging import topics
 from services.messaging.attachments import Attachments
 from services.runtime import kafka
+from services.runtime.tenancy import client_metadata
 
 log = logging.getLogger("chat4all.router.inbound")
 tracer = trace.get_tracer("chat4all.router")
@@ -50,11 +60,19 @@ class InboundIngest:
         users: user_grpc.UserServiceStub,
         conversations: conversation_grpc.ConversationServiceStub,
         attachments: Attachments,
+        owner_client_id: str = "",
     ) -> None:
         self.attachments = attachments
         self.producer = producer
         self.users = users
         self.conversations = conversations
+        self.owner = owner_client_id or None
+        self._metadata = client_metadata(self.owner)
+
+    def _derived_id(self, kind: str, *parts: object) -> str:
+        """A request id of the owner's: with no owner, the ids of before owners existed, so the
+        requests a router made then still answer as they did."""
+        return derived_id(kind, *(() if self.owner is None else ("owner", self.owner)), *parts)
 
     async def handle(self, record: ConsumerRecord) -> None:
         event = kafka.decode(record, event_pb2.Event)
@@ -93,53 +111,56 @@ class InboundIngest:
     async def _sender(self, inbound: event_pb2.InboundMessageReceived) -> user_pb2.User:
         lookup = user_requests.ResolveIdentityRequest(channel=inbound.channel, external_id=inbound.external_sender_id)
         try:
-            return (await self.users.ResolveIdentity(lookup, timeout=5)).user
+            return (await self.users.ResolveIdentity(lookup, timeout=5, metadata=self._metadata)).user
         except grpc.aio.AioRpcError as error:
             if error.code() != grpc.StatusCode.NOT_FOUND:
                 raise
         name = inbound.external_sender_display_name or f"{channel_pb2.Channel.Name(inbound.channel)} {inbound.external_sender_id}"
         create = user_requests.CreateUserRequest(
-            request_id=derived_id("inbound-user", inbound.channel, inbound.external_sender_id),
+            request_id=self._derived_id("inbound-user", inbound.channel, inbound.external_sender_id),
             display_name=name,
             identities=[user_pb2.ExternalIdentity(channel=inbound.channel, external_id=inbound.external_sender_id, display_name=name)],
             preferred_channel=inbound.channel,
         )
         try:
-            return (await self.users.CreateUser(create, timeout=5)).user
+            return (await self.users.CreateUser(create, timeout=5, metadata=self._metadata)).user
         except grpc.aio.AioRpcError as error:
             if error.code() != grpc.StatusCode.ALREADY_EXISTS:  # linked meanwhile by someone else
                 raise
-            return (await self.users.ResolveIdentity(lookup, timeout=5)).user
+            return (await self.users.ResolveIdentity(lookup, timeout=5, metadata=self._metadata)).user
 
     async def _conversation(self, inbound: event_pb2.InboundMessageReceived, sender: user_pb2.User) -> conversation_pb2.Conversation:
         binding = conversation_pb2.PlatformBinding(
             channel=inbound.channel, account_id=inbound.account_id, external_group_id=inbound.external_chat_id
         )
         found = await self.conversations.ListConversations(
-            conversation_requests.ListConversationsRequest(platform_binding=binding, page_size=1), timeout=5
+            conversation_requests.ListConversationsRequest(platform_binding=binding, page_size=1),
+            timeout=5,
+            metadata=self._metadata,
         )
         if found.conversations:
             conversation = found.conversations[0]
             if not any(m.user_id == sender.user_id for m in conversation.members):
                 added = await self.conversations.AddMember(
                     conversation_requests.AddMemberRequest(
-                        request_id=derived_id("inbound-member", conversation.conversation_id, sender.user_id),
+                        request_id=self._derived_id("inbound-member", conversation.conversation_id, sender.user_id),
                         conversation_id=conversation.conversation_id,
                         member=conversation_pb2.Member(user_id=sender.user_id, preferred_channel=inbound.channel),
                     ),
                     timeout=5,
+                    metadata=self._metadata,
                 )
                 conversation = added.conversation
             return conversation
         create = conversation_requests.CreateConversationRequest(
-            request_id=derived_id("inbound-conversation", inbound.channel, inbound.account_id, inbound.external_chat_id),
+            request_id=self._derived_id("inbound-conversation", inbound.channel, inbound.account_id, inbound.external_chat_id),
             type=conversation_pb2.ConversationType.CONVERSATION_TYPE_GROUP,
             title=sender.display_name,
             members=[conversation_pb2.Member(user_id=sender.user_id, preferred_channel=inbound.channel)],
             platform_binding=binding,
         )
         try:
-            return (await self.conversations.CreateConversation(create, timeout=5)).conversation
+            return (await self.conversations.CreateConversation(create, timeout=5, metadata=self._metadata)).conversation
         except grpc.aio.AioRpcError as error:
             if error.code() != grpc.StatusCode.ALREADY_EXISTS:
                 raise

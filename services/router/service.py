@@ -46,7 +46,7 @@ async def setup(runtime: Runtime) -> None:
     runtime.on_shutdown(directory.stop)
     attachments = Attachments(file_grpc.FileServiceStub(await runtime.channel(settings.files_target)))
     router = Router(settings, pool, producer, RecipientResolver(directory), connectors, attachments)
-    inbound = InboundIngest(producer, users, conversations, attachments)
+    inbound = InboundIngest(producer, users, conversations, attachments, settings.inbound_owner_client_id)
     pipelines = [
         Pipeline("messages", await _consumer(runtime, settings.consumer_group), [topics.MESSAGES], router.handle,
                  settings.max_in_flight, settings.commit_interval_seconds),

@@ -29,3 +29,8 @@ class RouterSettings(RuntimeSettings):
     connector_media_timeout_seconds: float = 180.0
     max_in_flight: int = 5000
     commit_interval_seconds: float = 0.2
+    # The client that owns this deployment's platform accounts (C4A_INBOUND_OWNER_CLIENT_ID):
+    # the users and conversations inbound messages create are its own, and a sender is resolved
+    # among its users (services/runtime/tenancy.py). Empty: they are unowned, seen by internal
+    # callers only, never by a client through the front door; a deployment with clients sets it.
+    inbound_owner_client_id: str = ""

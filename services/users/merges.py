@@ -7,6 +7,9 @@ Both user rows are locked in id order, so merges racing over the same users
 instead of deadlocking, and the second one finds a user already merged and
 fails: exactly one wins and no cycle can form.
 
+Both users must belong to the caller (services/runtime/tenancy.py), and to one client even
+for an internal caller: identities are per client, so one client's cannot move to another's user.
+
 The memberships move in ConversationService afterwards (see memberships.py);
 `memberships_moved_time` says whether that step has been confirmed.
 """
@@ -22,6 +25,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from services.runtime.errors import FailedPrecondition, NotFound
+from services.runtime.tenancy import may_touch
 from services.users.store import claim_request
 
 
@@ -37,13 +41,15 @@ class MergeStore:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
 
-    async def merge(self, request_id: uuid.UUID, digest: bytes, source: uuid.UUID, target: uuid.UUID) -> Merge:
+    async def merge(
+        self, request_id: uuid.UUID, digest: bytes, source: uuid.UUID, target: uuid.UUID, caller: str | None
+    ) -> Merge:
         """Merge source into target, or return the merge an earlier identical request made."""
         async with self.pool.connection() as conn, conn.transaction():
             earlier = await claim_request(conn, request_id, "MergeUsers", digest, target)
             if earlier is not None:
                 return await _merge_of(conn, request_id)
-            await _lock_unmerged(conn, source, target)
+            await _lock_unmerged(conn, source, target, caller)
             moved = await (
                 await conn.execute(
                     # link_time: the identities are linked to the target from now on, after its own.
@@ -83,18 +89,22 @@ class MergeStore:
         return [Merge(source, target, request_id, memberships_moved=False) for source, target, request_id in rows]
 
 
-async def _lock_unmerged(conn: AsyncConnection, source: uuid.UUID, target: uuid.UUID) -> None:
+async def _lock_unmerged(conn: AsyncConnection, source: uuid.UUID, target: uuid.UUID, caller: str | None) -> None:
     """Lock both users, lower id first; NOT_FOUND or FAILED_PRECONDITION naming the field."""
     rows = await (
         await conn.execute(
-            "SELECT user_id, merged_into_user_id FROM users WHERE user_id = ANY(%s) ORDER BY user_id FOR UPDATE",
+            "SELECT user_id, merged_into_user_id, owner_client_id FROM users WHERE user_id = ANY(%s)"
+            " ORDER BY user_id FOR UPDATE",
             ([source, target],),
         )
     ).fetchall()
-    merged_into = dict(rows)
+    merged_into = {user_id: merged for user_id, merged, _ in rows}
+    owners = {user_id: owner for user_id, _, owner in rows}
     for field, user_id in (("source_user_id", source), ("target_user_id", target)):
-        if user_id not in merged_into:
+        if user_id not in merged_into or not may_touch(caller, owners[user_id]):
             raise NotFound(f"{field}: no user {user_id}")
+    if owners[source] != owners[target]:  # only an internal caller sees both
+        raise FailedPrecondition("target_user_id: the two users belong to different clients")
     for field, user_id in (("source_user_id", source), ("target_user_id", target)):
         if merged_into[user_id] is not None:
             raise FailedPrecondition(f"{field}: user {user_id} was already merged into {merged_into[user_id]}")

@@ -1,5 +1,8 @@
 """The UserService gRPC servicer: checks requests, then leaves the rest to the store
-(and, for MergeUsers, to the merge store and the membership hand-over)."""
+(and, for MergeUsers, to the merge store and the membership hand-over).
+
+Users belong to the client that created them (services/runtime/tenancy.py): a client sees,
+changes and merges only its own, and resolves identities among its own users."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from services.runtime.app import Runtime
 from services.runtime.errors import FailedPrecondition, InvalidArgument
 from services.runtime.idempotency import request_hash
 from services.runtime.shared_cache import SharedCache, cache_namespace
+from services.runtime.tenancy import caller_client, owner_for_new, require_owner, scoped_digest, split_owner, with_owner
 from services.runtime.validation import parse_request_id, parse_uuid
 from services.users.merges import MergeStore
 from services.users.memberships import MembershipHandover
@@ -51,6 +55,7 @@ class UserService(service_pb2_grpc.UserServiceServicer):
         self.announce = announce
 
     async def CreateUser(self, request: rr.CreateUserRequest, context: grpc.aio.ServicerContext) -> rr.CreateUserResponse:
+        caller = caller_client(context)
         request_id = parse_request_id(request.request_id)
         if not request.display_name.strip():
             raise InvalidArgument("display_name is required")
@@ -66,30 +71,37 @@ class UserService(service_pb2_grpc.UserServiceServicer):
         normalised.CopyFrom(request)
         for identity in normalised.identities:
             identity.ClearField("link_time")
+        digest = scoped_digest(request_hash("CreateUser", normalised), caller)
         user = await self.store.create_user(
-            request_id, request_hash("CreateUser", normalised), request.display_name, preferred, identities
+            request_id, digest, owner_for_new(caller), request.display_name, preferred, identities
         )
         return rr.CreateUserResponse(user=user)
 
     async def GetUser(self, request: rr.GetUserRequest, context: grpc.aio.ServicerContext) -> rr.GetUserResponse:
-        return rr.GetUserResponse(user=await self._user(parse_uuid(request.user_id, "user_id")))
+        return rr.GetUserResponse(user=await self._user(parse_uuid(request.user_id, "user_id"), caller_client(context)))
 
     async def _changed(self, user_ids: list[uuid.UUID], identity_keys: tuple[str, ...] = ()) -> None:
         """After a committed change: drop the shared copies first, then tell the in-process
         caches of other services (which reload through GetUser, so must not find an old copy)."""
-        await self.cache.invalidate(*(f"user:{user_id}" for user_id in user_ids), *identity_keys)
+        await self.cache.invalidate(*(_user_key(user_id) for user_id in user_ids), *identity_keys)
         for user_id in user_ids:
             await self.announce(str(user_id))
 
-    async def _user(self, user_id: uuid.UUID) -> message_pb2.User:
-        async def load() -> bytes:
-            return (await self.store.get_user(user_id)).SerializeToString()
+    async def _user(self, user_id: uuid.UUID, caller: str | None) -> message_pb2.User:
+        """The user, NOT_FOUND (as for an unknown id) if it is another client's."""
 
-        return message_pb2.User.FromString(await self.cache.get(f"user:{user_id}", load))
+        async def load() -> bytes:
+            owner, user = await self.store.get_owned_user(user_id)
+            return with_owner(owner, user.SerializeToString())
+
+        owner, user = split_owner(await self.cache.get(_user_key(user_id), load))
+        require_owner(caller, owner, f"user_id: no user {user_id}")
+        return message_pb2.User.FromString(user)
 
     async def LinkIdentity(
         self, request: rr.LinkIdentityRequest, context: grpc.aio.ServicerContext
     ) -> rr.LinkIdentityResponse:
+        caller = caller_client(context)
         request_id = parse_request_id(request.request_id)
         user_id = parse_uuid(request.user_id, "user_id")
         if not request.HasField("identity"):
@@ -98,56 +110,73 @@ class UserService(service_pb2_grpc.UserServiceServicer):
         normalised = rr.LinkIdentityRequest()
         normalised.CopyFrom(request)
         normalised.identity.ClearField("link_time")
-        user = await self.store.link_identity(request_id, request_hash("LinkIdentity", normalised), user_id, identity)
-        await self._changed([user_id], (_identity_key(identity.channel, identity.external_id),))
+        digest = scoped_digest(request_hash("LinkIdentity", normalised), caller)
+        owner, user = await self.store.link_identity(request_id, digest, user_id, identity, caller)
+        await self._changed([user_id], (_identity_key(owner, identity.channel, identity.external_id),))
         return rr.LinkIdentityResponse(user=user)
 
     async def UnlinkIdentity(
         self, request: rr.UnlinkIdentityRequest, context: grpc.aio.ServicerContext
     ) -> rr.UnlinkIdentityResponse:
+        caller = caller_client(context)
         request_id = parse_request_id(request.request_id)
         user_id = parse_uuid(request.user_id, "user_id")
         channel = _channel("channel", request.channel)
         external_id = _external_id("external_id", request.external_id)
-        user = await self.store.unlink_identity(
-            request_id, request_hash("UnlinkIdentity", request), user_id, channel, external_id
-        )
-        await self._changed([user_id], (_identity_key(channel, external_id),))
+        digest = scoped_digest(request_hash("UnlinkIdentity", request), caller)
+        owner, user = await self.store.unlink_identity(request_id, digest, user_id, channel, external_id, caller)
+        await self._changed([user_id], (_identity_key(owner, channel, external_id),))
         return rr.UnlinkIdentityResponse(user=user)
 
     async def ResolveIdentity(
         self, request: rr.ResolveIdentityRequest, context: grpc.aio.ServicerContext
     ) -> rr.ResolveIdentityResponse:
+        caller = caller_client(context)
         channel = _channel("channel", request.channel)
         external_id = _external_id("external_id", request.external_id)
+        # Identities are per client: a client resolves among its own users, an internal caller
+        # among the unowned ones (the router names the client that owns its platform accounts).
+        namespace = owner_for_new(caller)
 
         async def load() -> bytes:
-            return (await self.store.resolve_identity(channel, external_id)).user_id.encode()
+            return (await self.store.resolve_identity(namespace, channel, external_id)).user_id.encode()
 
-        user = await self._user(uuid.UUID((await self.cache.get(_identity_key(channel, external_id), load)).decode()))
-        # A cached owner may have been merged since (merges never undo): follow to the survivor.
+        key = _identity_key(namespace, channel, external_id)
+        user = await self._user(uuid.UUID((await self.cache.get(key, load)).decode()), caller)
+        # A cached holder may have been merged since (merges never undo): follow to the survivor.
         for _ in range(MAX_MERGE_HOPS):
             if not user.merged_into_user_id:
                 return rr.ResolveIdentityResponse(user=user)
-            user = await self._user(uuid.UUID(user.merged_into_user_id))
+            user = await self._user(uuid.UUID(user.merged_into_user_id), caller)
         raise FailedPrecondition(f"the owner of {channel_pb2.Channel.Name(channel)} {external_id} is merged through too many users")
 
     async def MergeUsers(self, request: rr.MergeUsersRequest, context: grpc.aio.ServicerContext) -> rr.MergeUsersResponse:
+        caller = caller_client(context)
         request_id = parse_request_id(request.request_id)
         source = parse_uuid(request.source_user_id, "source_user_id")
         target = parse_uuid(request.target_user_id, "target_user_id")
         if source == target:
             raise InvalidArgument("target_user_id: source and target are the same user")
-        merge = await self.merges.merge(request_id, request_hash("MergeUsers", request), source, target)
+        digest = scoped_digest(request_hash("MergeUsers", request), caller)
+        merge = await self.merges.merge(request_id, digest, source, target, caller)
         # Also on a retry: it may follow a crash between the commit and the announcements.
         await self._changed([source, target])
         # Committed above; a retry with the same request_id (or the follow-up task) finishes this.
         await self.memberships.complete(merge)
-        return rr.MergeUsersResponse(user=await self._user(target))
+        return rr.MergeUsersResponse(user=await self._user(target, caller))
 
 
-def _identity_key(channel: int, external_id: str) -> str:
-    return f"identity:{channel}:{external_id}"
+# Shared cache keys. A user's copy carries its owner (tenancy.with_owner), so a cache hit is
+# checked like a read; an identity's is per owner, since each client has its own identities.
+
+
+def _user_key(user_id: uuid.UUID) -> str:
+    return f"owned-user:{user_id}"
+
+
+def _identity_key(owner: str, channel: int, external_id: str) -> str:
+    # The owner's length first: no other (owner, external_id) pair spells the same key.
+    return f"identity:{channel}:{len(owner)}:{owner}:{external_id}"
 
 
 # Request checks: INVALID_ARGUMENT naming the field -----------------------------------------

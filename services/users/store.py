@@ -3,6 +3,10 @@
 Every change runs in one transaction that first claims its request_id in
 `user_requests`, so a retry (or a concurrent duplicate, which waits on the
 claimed row) answers with the user instead of changing anything twice.
+
+Every user belongs to a client (`owner_client_id`, services/runtime/tenancy.py), and so do
+its identities: `caller` is the calling client (None: an internal call), and a user of
+another client is NOT_FOUND exactly like a user that does not exist.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from services.runtime.errors import AlreadyExists, FailedPrecondition, NotFound, Unavailable
+from services.runtime.tenancy import may_touch
 
 # Merges form chains only if a survivor is merged again; follow a few hops, never loop.
 MAX_MERGE_HOPS = 16
@@ -43,6 +48,7 @@ class UserStore:
         self,
         request_id: uuid.UUID,
         digest: bytes,
+        owner: str,
         display_name: str,
         preferred_channel: int,
         identities: list[Identity],
@@ -53,38 +59,46 @@ class UserStore:
             if earlier is not None:
                 return await read_user(conn, earlier)
             await conn.execute(
-                "INSERT INTO users (user_id, display_name, preferred_channel) VALUES (%s, %s, %s)",
-                (user_id, display_name, preferred_channel),
+                "INSERT INTO users (user_id, display_name, preferred_channel, owner_client_id) VALUES (%s, %s, %s, %s)",
+                (user_id, display_name, preferred_channel, owner),
             )
             # One order for every transaction, so two requests linking the same identities
             # wait on each other instead of deadlocking.
             for identity in sorted(identities, key=lambda i: (i.channel, i.external_id)):
-                await _link(conn, user_id, identity)
+                await _link(conn, user_id, owner, identity)
             return await read_user(conn, user_id)
 
     async def link_identity(
-        self, request_id: uuid.UUID, digest: bytes, user_id: uuid.UUID, identity: Identity
-    ) -> message_pb2.User:
+        self, request_id: uuid.UUID, digest: bytes, user_id: uuid.UUID, identity: Identity, caller: str | None
+    ) -> tuple[str, message_pb2.User]:
+        """The user's owner (whose identity it now is) and the user."""
         async with self.pool.connection() as conn, conn.transaction():
             earlier = await claim_request(conn, request_id, "LinkIdentity", digest, user_id)
             if earlier is not None:
-                return await read_user(conn, earlier)
-            merged_into = await _lock_user(conn, user_id)
+                return await read_owned_user(conn, earlier)
+            merged_into, owner = await _lock_user(conn, user_id, caller)
             if merged_into is not None:
                 raise FailedPrecondition(
                     f"user_id: user {user_id} was merged into {merged_into}; link the identity to that user"
                 )
-            await _link(conn, user_id, identity)
-            return await read_user(conn, user_id)
+            await _link(conn, user_id, owner, identity)
+            return await read_owned_user(conn, user_id)
 
     async def unlink_identity(
-        self, request_id: uuid.UUID, digest: bytes, user_id: uuid.UUID, channel: int, external_id: str
-    ) -> message_pb2.User:
+        self,
+        request_id: uuid.UUID,
+        digest: bytes,
+        user_id: uuid.UUID,
+        channel: int,
+        external_id: str,
+        caller: str | None,
+    ) -> tuple[str, message_pb2.User]:
+        """The user's owner (whose identity it was) and the user."""
         async with self.pool.connection() as conn, conn.transaction():
             earlier = await claim_request(conn, request_id, "UnlinkIdentity", digest, user_id)
             if earlier is not None:
-                return await read_user(conn, earlier)
-            await _lock_user(conn, user_id)
+                return await read_owned_user(conn, earlier)
+            await _lock_user(conn, user_id, caller)
             cursor = await conn.execute(
                 "DELETE FROM user_identities WHERE channel = %s AND external_id = %s AND user_id = %s",
                 (channel, external_id, user_id),
@@ -92,20 +106,21 @@ class UserStore:
             if cursor.rowcount == 0:
                 label = Identity(channel, external_id).label
                 raise NotFound(f"identity {label} is not linked to user {user_id}")
-            return await read_user(conn, user_id)
+            return await read_owned_user(conn, user_id)
 
     # Reads -------------------------------------------------------------------------------
 
-    async def get_user(self, user_id: uuid.UUID) -> message_pb2.User:
+    async def get_owned_user(self, user_id: uuid.UUID) -> tuple[str, message_pb2.User]:
         async with self.pool.connection() as conn:
-            return await read_user(conn, user_id)
+            return await read_owned_user(conn, user_id)
 
-    async def resolve_identity(self, channel: int, external_id: str) -> message_pb2.User:
+    async def resolve_identity(self, owner: str, channel: int, external_id: str) -> message_pb2.User:
+        """The user holding the identity among `owner`'s users."""
         async with self.pool.connection() as conn:
             row = await (
                 await conn.execute(
-                    "SELECT user_id FROM user_identities WHERE channel = %s AND external_id = %s",
-                    (channel, external_id),
+                    "SELECT user_id FROM user_identities WHERE owner_client_id = %s AND channel = %s AND external_id = %s",
+                    (owner, channel, external_id),
                 )
             ).fetchone()
             if row is None:
@@ -140,32 +155,35 @@ async def claim_request(
     return earlier_user
 
 
-async def _lock_user(conn: AsyncConnection, user_id: uuid.UUID) -> uuid.UUID | None:
-    """Lock the user against concurrent changes (and a merge); returns merged_into_user_id."""
+async def _lock_user(conn: AsyncConnection, user_id: uuid.UUID, caller: str | None) -> tuple[uuid.UUID | None, str]:
+    """Lock the user against concurrent changes (and a merge); returns merged_into_user_id and
+    the owner. NOT_FOUND for a user the caller may not touch."""
     row = await (
-        await conn.execute("SELECT merged_into_user_id FROM users WHERE user_id = %s FOR UPDATE", (user_id,))
+        await conn.execute(
+            "SELECT merged_into_user_id, owner_client_id FROM users WHERE user_id = %s FOR UPDATE", (user_id,)
+        )
     ).fetchone()
-    if row is None:
+    if row is None or not may_touch(caller, row[1]):
         raise NotFound(f"user_id: no user {user_id}")
-    return row[0]
+    return row[0], row[1]
 
 
-async def _link(conn: AsyncConnection, user_id: uuid.UUID, identity: Identity) -> None:
-    """Link an identity to the user; a no-op if it is already theirs."""
-    # Two attempts: the owner seen by a conflicting insert may unlink it before we read who it is.
+async def _link(conn: AsyncConnection, user_id: uuid.UUID, owner: str, identity: Identity) -> None:
+    """Link an identity to the user (of `owner`); a no-op if it is already theirs."""
+    # Two attempts: the holder seen by a conflicting insert may unlink it before we read who it is.
     for _ in range(2):
         cursor = await conn.execute(
-            "INSERT INTO user_identities (channel, external_id, user_id, display_name) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT (channel, external_id) DO NOTHING",
-            (identity.channel, identity.external_id, user_id, identity.display_name),
+            "INSERT INTO user_identities (owner_client_id, channel, external_id, user_id, display_name)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (owner_client_id, channel, external_id) DO NOTHING",
+            (owner, identity.channel, identity.external_id, user_id, identity.display_name),
         )
         if cursor.rowcount == 1:
             return
         # Someone holds it; after waiting on their insert, this new statement sees who.
         row = await (
             await conn.execute(
-                "SELECT user_id FROM user_identities WHERE channel = %s AND external_id = %s",
-                (identity.channel, identity.external_id),
+                "SELECT user_id FROM user_identities WHERE owner_client_id = %s AND channel = %s AND external_id = %s",
+                (owner, identity.channel, identity.external_id),
             )
         ).fetchone()
         if row is None:
@@ -177,9 +195,14 @@ async def _link(conn: AsyncConnection, user_id: uuid.UUID, identity: Identity) -
 
 
 async def read_user(conn: AsyncConnection, user_id: uuid.UUID) -> message_pb2.User:
+    return (await read_owned_user(conn, user_id))[1]
+
+
+async def read_owned_user(conn: AsyncConnection, user_id: uuid.UUID) -> tuple[str, message_pb2.User]:
+    """The user's owner and the user."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            "SELECT user_id, display_name, preferred_channel, merged_into_user_id, create_time"
+            "SELECT user_id, display_name, preferred_channel, merged_into_user_id, create_time, owner_client_id"
             " FROM users WHERE user_id = %s",
             (user_id,),
         )
@@ -207,4 +230,4 @@ async def read_user(conn: AsyncConnection, user_id: uuid.UUID) -> message_pb2.Us
     user.create_time.FromDatetime(row["create_time"])
     for message, i in zip(user.identities, identities):
         message.link_time.FromDatetime(i["link_time"])
-    return user
+    return row["owner_client_id"], user

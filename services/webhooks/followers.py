@@ -150,12 +150,12 @@ class Followers:
 
     def _events(self, source: Source, cursor: str) -> AsyncIterator[messaging_pb.ConversationEvent]:
         if isinstance(source, UserSource):
-            return self.messaging.user_events(source.user_id, cursor)
+            return self.messaging.user_events(source.user_id, cursor, source.client)
         assert isinstance(source, ConversationSource)
         return self.messaging.events(source.conversation_id, cursor)
 
     async def _head(self, source: Source) -> str:
         if isinstance(source, UserSource):
-            return await self.messaging.user_start_cursor(source.user_id)
+            return await self.messaging.user_start_cursor(source.user_id, source.client)
         assert isinstance(source, ConversationSource)
         return await self.messaging.head_cursor(source.conversation_id)

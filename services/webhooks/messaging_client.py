@@ -1,6 +1,12 @@
 """What this service asks MessageService: where a conversation's event log or a user's
 event stream stands now, and their events from a cursor on. Conversation events live in
-MessageService's tables; this service only ever reads them through its public gRPC API."""
+MessageService's tables; this service only ever reads them through its public gRPC API.
+
+Creating a webhook asks on the creating client's behalf (its client id passed on, see
+services/runtime/tenancy.py), so MessageService refuses another client's conversation or user;
+following a conversation's stream for a webhook already created is an internal call (the
+conversation was checked then, and ownership never changes), while a user's stream is still read
+on the client's behalf: it takes in conversations the user joins later."""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ import grpc
 from chat4all.messaging.v1 import message_pb2, request_response_pb2 as rr, service_pb2_grpc
 
 from services.runtime.errors import NotFound, ServiceError, Unavailable
+from services.runtime.tenancy import client_metadata
 
 # The timeout of proto/chat4all/messaging/v1/messaging_grpc_service_config.json.
 CALL_TIMEOUT_SECONDS = 5.0
@@ -24,12 +31,15 @@ class MessagingClient:
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self._messages = service_pb2_grpc.MessageServiceStub(channel)
 
-    async def head_cursor(self, conversation_id: uuid.UUID) -> str:
+    async def head_cursor(self, conversation_id: uuid.UUID, client: str | None = None) -> str:
         """A cursor at the conversation's latest event: following from it yields exactly the
-        events that happen afterwards. NOT_FOUND for an unknown conversation."""
+        events that happen afterwards. NOT_FOUND for an unknown conversation, or one that is not
+        `client`'s (None: an internal call)."""
         try:
             reply = await self._messages.ListMessages(
-                rr.ListMessagesRequest(conversation_id=str(conversation_id), page_size=1), timeout=CALL_TIMEOUT_SECONDS
+                rr.ListMessagesRequest(conversation_id=str(conversation_id), page_size=1),
+                timeout=CALL_TIMEOUT_SECONDS,
+                metadata=client_metadata(client),
             )
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
@@ -46,14 +56,16 @@ class MessagingClient:
         request = rr.StreamConversationEventsRequest(conversation_id=str(conversation_id), after_cursor=after_cursor)
         return _events_of(lambda: self._messages.StreamConversationEvents(request))
 
-    async def user_start_cursor(self, user_id: uuid.UUID) -> str:
+    async def user_start_cursor(self, user_id: uuid.UUID, client: str | None = None) -> str:
         """A cursor at the user's stream as it stands now: following from it yields exactly the
         events that happen afterwards, in the conversations the user is in then or joins later.
-        NOT_FOUND for an unknown user.
+        NOT_FOUND for an unknown user, or one that is not `client`'s (None: an internal call).
 
         StreamUserEvents has no head to list: a stream opened without a cursor is positioned at
         now and says where in its response headers, which is all that is read here."""
-        call = self._messages.StreamUserEvents(rr.StreamUserEventsRequest(user_id=str(user_id)))
+        call = self._messages.StreamUserEvents(
+            rr.StreamUserEventsRequest(user_id=str(user_id)), metadata=client_metadata(client)
+        )
         try:
             async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
                 headers = await call.initial_metadata()
@@ -69,11 +81,13 @@ class MessagingClient:
             call.cancel()
         raise _stream_error(code, details, f"user {user_id}")
 
-    def user_events(self, user_id: uuid.UUID, after_cursor: str) -> AsyncIterator[message_pb2.ConversationEvent]:
-        """The events of every conversation the user is in after the cursor (each carrying a
-        cursor of this user stream), live, until cancelled or the stream breaks."""
+    def user_events(
+        self, user_id: uuid.UUID, after_cursor: str, client: str | None = None
+    ) -> AsyncIterator[message_pb2.ConversationEvent]:
+        """The events of every conversation (of `client`) the user is in after the cursor (each
+        carrying a cursor of this user stream), live, until cancelled or the stream breaks."""
         request = rr.StreamUserEventsRequest(user_id=str(user_id), after_cursor=after_cursor)
-        return _events_of(lambda: self._messages.StreamUserEvents(request))
+        return _events_of(lambda: self._messages.StreamUserEvents(request, metadata=client_metadata(client)))
 
 
 async def _events_of(open_call: Callable[[], grpc.aio.UnaryStreamCall]) -> AsyncIterator[message_pb2.ConversationEvent]:

@@ -1,6 +1,11 @@
 """The WebhookService gRPC servicer: checks requests, asks MessageService where the streams
 of a new webhook (its conversations', or its user's) stand, and leaves the rest to the store;
-`setup` also starts the dispatcher (followers + sender) in the same process."""
+`setup` also starts the dispatcher (followers + sender) in the same process.
+
+A client sees only its own webhooks, and scopes a new one only to its own conversations or
+users: MessageService is asked on its behalf (services/runtime/tenancy.py), so another
+client's is NOT_FOUND. An internal call (no client id) sees every webhook. The followers,
+which read the streams of webhooks already created, make internal calls."""
 
 from __future__ import annotations
 
@@ -15,9 +20,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.runtime import page_tokens
 from services.runtime.app import Runtime
-from services.runtime.callers import client_id
 from services.runtime.errors import InvalidArgument
 from services.runtime.idempotency import request_hash
+from services.runtime.tenancy import caller_client
 from services.runtime.validation import page_size, parse_request_id, parse_uuid
 from services.webhooks import sender, signing
 from services.webhooks.destinations import check_url
@@ -53,35 +58,35 @@ class WebhookService(service_pb2_grpc.WebhookServiceServicer):
         request_id = parse_request_id(request.request_id)
         url = check_url(request.url, self.settings.deliver_to_private_networks)
         new = _new_webhook(url, request)
-        client, digest = client_id(context), request_hash("CreateWebhook", request)
+        client, digest = caller_client(context), request_hash("CreateWebhook", request)
         earlier = await self.store.earlier_create(client, request_id, digest)
         if earlier is None:
             # Where each stream stands now: the webhook gets exactly what happens next.
-            cursors = await self._start_cursors(new)
+            cursors = await self._start_cursors(new, client)
             earlier = await self.store.create_webhook(client, request_id, digest, new, cursors, signing.new_secret())
             self.on_change()
         webhook, secret = earlier
         return rr.CreateWebhookResponse(webhook=webhook, signing_secret=secret)
 
-    async def _start_cursors(self, new: NewWebhook) -> dict[uuid.UUID, str]:
+    async def _start_cursors(self, new: NewWebhook, client: str | None) -> dict[uuid.UUID, str]:
         """The cursor each of the webhook's streams starts from; NOT_FOUND for a conversation
-        or user that does not exist."""
+        or user that does not exist or is not the client's."""
         if new.user_id is not None:
             # The user stream positioned now: later it also covers conversations joined after.
-            return {new.user_id: await self.messaging.user_start_cursor(new.user_id)}
-        heads = await asyncio.gather(*(self.messaging.head_cursor(c) for c in new.conversation_ids))
+            return {new.user_id: await self.messaging.user_start_cursor(new.user_id, client)}
+        heads = await asyncio.gather(*(self.messaging.head_cursor(c, client) for c in new.conversation_ids))
         return dict(zip(new.conversation_ids, heads, strict=True))
 
     async def GetWebhook(self, request: rr.GetWebhookRequest, context: grpc.aio.ServicerContext) -> rr.GetWebhookResponse:
         webhook_id = parse_uuid(request.webhook_id, "webhook_id")
-        return rr.GetWebhookResponse(webhook=await self.store.get_webhook(client_id(context), webhook_id))
+        return rr.GetWebhookResponse(webhook=await self.store.get_webhook(caller_client(context), webhook_id))
 
     async def ListWebhooks(
         self, request: rr.ListWebhooksRequest, context: grpc.aio.ServicerContext
     ) -> rr.ListWebhooksResponse:
-        client = client_id(context)
+        client = caller_client(context)
         limit = page_size(request.page_size, maximum=MAX_PAGE_SIZE)
-        scope = f"webhooks:{client}"
+        scope = "webhooks:internal" if client is None else f"webhooks:client:{client}"
         after = None
         if request.page_token:
             position = page_tokens.decode(request.page_token, scope)
@@ -99,7 +104,7 @@ class WebhookService(service_pb2_grpc.WebhookServiceServicer):
     ) -> rr.DeleteWebhookResponse:
         request_id = parse_request_id(request.request_id)
         webhook_id = parse_uuid(request.webhook_id, "webhook_id")
-        await self.store.delete_webhook(client_id(context), request_id, request_hash("DeleteWebhook", request), webhook_id)
+        await self.store.delete_webhook(caller_client(context), request_id, request_hash("DeleteWebhook", request), webhook_id)
         self.on_change()
         return rr.DeleteWebhookResponse()
 
@@ -116,7 +121,7 @@ class WebhookService(service_pb2_grpc.WebhookServiceServicer):
             before = page_tokens.decode(request.page_token, scope).get("before")
             if not isinstance(before, int):
                 raise InvalidArgument("page_token is malformed")
-        deliveries, last = await self.store.list_deliveries(client_id(context), webhook_id, request.state, limit, before)
+        deliveries, last = await self.store.list_deliveries(caller_client(context), webhook_id, request.state, limit, before)
         response = rr.ListWebhookDeliveriesResponse(deliveries=deliveries)
         if last is not None:
             response.next_page_token = page_tokens.encode(scope, before=last)

@@ -84,6 +84,9 @@ class ConversationSource(Source):
 @dataclass(frozen=True)
 class UserSource(Source):
     user_id: uuid.UUID
+    # The client that created the webhook (None: an internal call). Its user stream is read on
+    # that client's behalf, so it never carries a conversation of another client.
+    client: str | None = None
 
     _MOVE = "UPDATE webhook_user_sources SET cursor = %s WHERE webhook_id = %s AND lease_owner = %s"
 
@@ -114,7 +117,7 @@ _HOLD = """
       FROM webhooks w
      WHERE w.webhook_id = s.webhook_id
        AND (s.lease_owner = %(owner)s OR s.lease_owner IS NULL OR s.lease_until < now())
-    RETURNING s.webhook_id, s.{scope}, s.cursor, w.event_types
+    RETURNING s.webhook_id, s.{scope}, s.cursor, w.event_types, w.client_id
 """
 
 
@@ -125,8 +128,8 @@ async def hold(pool: AsyncConnectionPool, owner: str, lease_seconds: float) -> l
         conversations = await (await conn.execute(_HOLD.format(table="webhook_sources", scope="conversation_id"), params)).fetchall()
         users = await (await conn.execute(_HOLD.format(table="webhook_user_sources", scope="user_id"), params)).fetchall()
     return [
-        *(ConversationSource(w, cursor, frozenset(types), conversation_id=c) for w, c, cursor, types in conversations),
-        *(UserSource(w, cursor, frozenset(types), user_id=u) for w, u, cursor, types in users),
+        *(ConversationSource(w, cursor, frozenset(types), conversation_id=c) for w, c, cursor, types, _ in conversations),
+        *(UserSource(w, cursor, frozenset(types), user_id=u, client=client or None) for w, u, cursor, types, client in users),
     ]
 
 

@@ -4,7 +4,8 @@ Every change runs in one transaction that first claims its (client, request_id) 
 `webhook_requests`, so a retry (or a concurrent duplicate, which waits on the claimed row)
 answers as the first request did instead of changing anything twice. Every read is scoped to
 the calling client: another client's webhook is NOT_FOUND, never PERMISSION_DENIED, so ids do
-not leak.
+not leak. `client` is the calling client, None for an internal call (services/runtime/tenancy.py),
+which sees every webhook; what it creates is unowned ('') and its request ids are its own.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from services.runtime.errors import AlreadyExists, NotFound
+from services.runtime.tenancy import owner_for_new
 
 
 @dataclass(frozen=True)
@@ -37,17 +39,17 @@ class WebhookStore:
     # Changes ---------------------------------------------------------------------------
 
     async def earlier_create(
-        self, client_id: str, request_id: uuid.UUID, digest: bytes
+        self, client: str | None, request_id: uuid.UUID, digest: bytes
     ) -> tuple[pb.Webhook, str] | None:
         """The answer to an earlier identical CreateWebhook, if there was one; lets a retry
         answer without asking MessageService again."""
         async with self.pool.connection() as conn:
-            earlier = await _earlier(conn, client_id, request_id, "CreateWebhook", digest)
-            return None if earlier is None else await _read_webhook(conn, client_id, earlier, with_secret=True)
+            earlier = await _earlier(conn, owner_for_new(client), request_id, "CreateWebhook", digest)
+            return None if earlier is None else await _read_webhook(conn, client, earlier, with_secret=True)
 
     async def create_webhook(
         self,
-        client_id: str,
+        client: str | None,
         request_id: uuid.UUID,
         digest: bytes,
         new: NewWebhook,
@@ -58,14 +60,15 @@ class WebhookStore:
         each starting at its cursor in `cursors` (keyed by conversation id, or by the user id:
         where that stream stood when asked), and return it with its secret."""
         webhook_id = uuid.uuid4()
+        owner = owner_for_new(client)
         async with self.pool.connection() as conn, conn.transaction():
-            earlier = await _claim(conn, client_id, request_id, "CreateWebhook", digest, webhook_id)
+            earlier = await _claim(conn, owner, request_id, "CreateWebhook", digest, webhook_id)
             if earlier is not None:
-                return await _read_webhook(conn, client_id, earlier, with_secret=True)
+                return await _read_webhook(conn, client, earlier, with_secret=True)
             await conn.execute(
                 "INSERT INTO webhooks (webhook_id, client_id, url, description, event_types, signing_secret)"
                 " VALUES (%s, %s, %s, %s, %s, %s)",
-                (webhook_id, client_id, new.url, new.description, new.event_types, secret),
+                (webhook_id, owner, new.url, new.description, new.event_types, secret),
             )
             if new.user_id is not None:
                 await conn.execute(
@@ -77,32 +80,32 @@ class WebhookStore:
                     "INSERT INTO webhook_sources (webhook_id, conversation_id, position, cursor) VALUES (%s, %s, %s, %s)",
                     [(webhook_id, c, n, cursors[c]) for n, c in enumerate(new.conversation_ids)],
                 )
-            return await _read_webhook(conn, client_id, webhook_id, with_secret=True)
+            return await _read_webhook(conn, client, webhook_id, with_secret=True)
 
-    async def delete_webhook(self, client_id: str, request_id: uuid.UUID, digest: bytes, webhook_id: uuid.UUID) -> None:
+    async def delete_webhook(self, client: str | None, request_id: uuid.UUID, digest: bytes, webhook_id: uuid.UUID) -> None:
         """Delete the webhook, its sources and its deliveries (cascade): once this commits no
         attempt can be claimed for it."""
         async with self.pool.connection() as conn, conn.transaction():
-            if await _claim(conn, client_id, request_id, "DeleteWebhook", digest, webhook_id) is not None:
+            if await _claim(conn, owner_for_new(client), request_id, "DeleteWebhook", digest, webhook_id) is not None:
                 return
-            cursor = await conn.execute(
-                "DELETE FROM webhooks WHERE webhook_id = %s AND client_id = %s", (webhook_id, client_id)
-            )
+            visible, params = _visible(client)
+            cursor = await conn.execute(f"DELETE FROM webhooks WHERE webhook_id = %s{visible}", (webhook_id, *params))
             if cursor.rowcount == 0:
                 raise NotFound(f"webhook_id: no webhook {webhook_id}")  # rolls the claim back too
 
     # Reads -------------------------------------------------------------------------------
 
-    async def get_webhook(self, client_id: str, webhook_id: uuid.UUID) -> pb.Webhook:
+    async def get_webhook(self, client: str | None, webhook_id: uuid.UUID) -> pb.Webhook:
         async with self.pool.connection() as conn:
-            webhook, _ = await _read_webhook(conn, client_id, webhook_id)
+            webhook, _ = await _read_webhook(conn, client, webhook_id)
             return webhook
 
     async def list_webhooks(
-        self, client_id: str, limit: int, after: tuple[datetime, uuid.UUID] | None
+        self, client: str | None, limit: int, after: tuple[datetime, uuid.UUID] | None
     ) -> tuple[list[pb.Webhook], tuple[datetime, uuid.UUID] | None]:
         """One page, newest first, and the position to continue after (None on the last page)."""
-        where, params = "client_id = %s", [client_id]
+        visible, params = _visible(client)
+        where = "TRUE" + visible
         if after is not None:
             where += " AND (create_time, webhook_id) < (%s, %s)"
             params += list(after)
@@ -121,7 +124,7 @@ class WebhookStore:
         return webhooks, (last["create_time"], last["webhook_id"]) if last else None
 
     async def list_deliveries(
-        self, client_id: str, webhook_id: uuid.UUID, state: int, limit: int, before_seq: int | None
+        self, client: str | None, webhook_id: uuid.UUID, state: int, limit: int, before_seq: int | None
     ) -> tuple[list[pb.WebhookDelivery], int | None]:
         """One page of the delivery log, newest first, and the seq to continue before."""
         where, params = "webhook_id = %s", [webhook_id]
@@ -132,7 +135,7 @@ class WebhookStore:
             where += " AND seq < %s"
             params.append(before_seq)
         async with self.pool.connection() as conn:
-            await _require_webhook(conn, client_id, webhook_id)
+            await _require_webhook(conn, client, webhook_id)
             async with conn.cursor(row_factory=dict_row) as cur:
                 await cur.execute(
                     "SELECT delivery_id, seq, webhook_id, event_id, event_type, conversation_id, state, attempt_count,"
@@ -196,20 +199,28 @@ async def _earlier(
 _WEBHOOK_COLUMNS = "webhook_id, url, description, event_types, signing_secret, create_time"
 
 
-async def _require_webhook(conn: AsyncConnection, client_id: str, webhook_id: uuid.UUID) -> None:
+def _visible(client: str | None) -> tuple[str, list[str]]:
+    """The condition (to append) and its parameters that keep a client to its own webhooks;
+    nothing for an internal caller."""
+    return ("", []) if client is None else (" AND client_id = %s", [client])
+
+
+async def _require_webhook(conn: AsyncConnection, client: str | None, webhook_id: uuid.UUID) -> None:
+    visible, params = _visible(client)
     row = await (
-        await conn.execute("SELECT 1 FROM webhooks WHERE webhook_id = %s AND client_id = %s", (webhook_id, client_id))
+        await conn.execute(f"SELECT 1 FROM webhooks WHERE webhook_id = %s{visible}", (webhook_id, *params))
     ).fetchone()
     if row is None:
         raise NotFound(f"webhook_id: no webhook {webhook_id}")
 
 
 async def _read_webhook(
-    conn: AsyncConnection, client_id: str, webhook_id: uuid.UUID, with_secret: bool = False
+    conn: AsyncConnection, client: str | None, webhook_id: uuid.UUID, with_secret: bool = False
 ) -> tuple[pb.Webhook, str]:
+    visible, params = _visible(client)
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            f"SELECT {_WEBHOOK_COLUMNS} FROM webhooks WHERE webhook_id = %s AND client_id = %s", (webhook_id, client_id)
+            f"SELECT {_WEBHOOK_COLUMNS} FROM webhooks WHERE webhook_id = %s{visible}", (webhook_id, *params)
         )
         row = await cur.fetchone()
     if row is None:

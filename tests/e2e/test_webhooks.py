@@ -25,8 +25,10 @@ from chat4all.webhooks.v1 import request_response_pb2 as rr
 from chat4all.webhooks.v1 import service_pb2_grpc
 from google.protobuf import json_format
 
+from tests.e2e.conftest import Api
 from tests.e2e.test_internal_delivery import send_request
 from tests.e2e.test_user_streams import content, conversation_events, wait_until_sent
+from tests.services.clients import AsClient
 from tests.support.webhook_receiver import WebhookReceiver, always, fail_first
 
 MAX_ATTEMPTS = 4
@@ -65,10 +67,11 @@ async def receiver():
 class Hooks:
     """WebhookService as one client sees it (each test is a client of its own)."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, client: str | None = None) -> None:
         self.channel = grpc.aio.insecure_channel(target)
         self.stub = service_pb2_grpc.WebhookServiceStub(self.channel)
-        self.metadata = (("x-chat4all-client-id", f"client-{uuid.uuid4().hex[:8]}"),)
+        self.client = client or f"client-{uuid.uuid4().hex[:8]}"
+        self.metadata = (("x-chat4all-client-id", self.client),)
 
     async def create(self, url: str, conversations: list[str], types=(), request_id: str | None = None, metadata=None):
         request = rr.CreateWebhookRequest(
@@ -101,6 +104,21 @@ async def hooks(stack, webhooks_service):
     client = Hooks(stack.services["webhooks"].target)  # the current process: a test restarts it
     yield client
     await client.channel.close()
+
+
+def api_of(stack, client: str) -> Api:
+    """The users, conversations and messages API as `client` (a webhook scopes the client's own)."""
+    api = Api(stack)
+    api.users, api.conversations, api.messages = (AsClient(s, client) for s in (api.users, api.conversations, api.messages))
+    return api
+
+
+@pytest.fixture
+async def api(stack, hooks):
+    """The test's client's own users and conversations, which its webhooks may follow."""
+    client = api_of(stack, hooks.client)
+    yield client
+    await client.close()
 
 
 async def conversation(api) -> tuple[str, str]:
@@ -275,8 +293,7 @@ async def test_a_restart_loses_nothing_and_sends_nothing_twice(stack, webhooks_e
     await asyncio.sleep(0.5)
     assert texts(receiver.to("restart")) == ["m1", "m2", "m3", "m4"]
 
-    restarted = Hooks(service.target)
-    restarted.metadata = hooks.metadata
+    restarted = Hooks(service.target, hooks.client)
     try:
         log = await restarted.deliveries(created.webhook.webhook_id)
     finally:
@@ -284,7 +301,7 @@ async def test_a_restart_loses_nothing_and_sends_nothing_twice(stack, webhooks_e
     assert [(d.state, d.attempt_count) for d in log] == [(State.WEBHOOK_DELIVERY_STATE_DELIVERED, 1)] * 4
 
 
-async def test_create_is_idempotent_and_checks_its_request(api, hooks, receiver):
+async def test_create_is_idempotent_and_checks_its_request(stack, api, hooks, receiver):
     conversation_id, _ = await conversation(api)
     request_id = str(uuid.uuid4())
     url = receiver.url("idempotent")
@@ -324,12 +341,19 @@ async def test_create_is_idempotent_and_checks_its_request(api, hooks, receiver)
     assert (await code_of(hooks.stub.GetWebhook(rr.GetWebhookRequest(webhook_id=unknown), metadata=hooks.metadata)))[0] == grpc.StatusCode.NOT_FOUND
     assert (await code_of(hooks.deliveries(unknown)))[0] == grpc.StatusCode.NOT_FOUND
     assert (await code_of(hooks.delete(unknown)))[0] == grpc.StatusCode.NOT_FOUND
-    # Another client's webhook is as unknown as one that does not exist.
+    # Another client's webhook is as unknown as one that does not exist, and so is its conversation.
     stranger = (("x-chat4all-client-id", "stranger"),)
     other = hooks.stub.GetWebhook(rr.GetWebhookRequest(webhook_id=first.webhook.webhook_id), metadata=stranger)
     assert (await code_of(other))[0] == grpc.StatusCode.NOT_FOUND
+    code, details = await code_of(hooks.create(url, [conversation_id], MESSAGE_CREATED, metadata=stranger))
+    assert code == grpc.StatusCode.NOT_FOUND and conversation_id in details
     # Request ids are per client: the same one from another client is a request of its own.
-    theirs = await hooks.create(url, [conversation_id], MESSAGE_CREATED, request_id=request_id, metadata=stranger)
+    strangers = api_of(stack, "stranger")
+    try:
+        their_conversation, _ = await conversation(strangers)
+    finally:
+        await strangers.close()
+    theirs = await hooks.create(url, [their_conversation], MESSAGE_CREATED, request_id=request_id, metadata=stranger)
     assert theirs.webhook.webhook_id != first.webhook.webhook_id and theirs.signing_secret != first.signing_secret
 
 
@@ -435,8 +459,7 @@ async def test_a_user_webhook_loses_nothing_and_queues_nothing_twice_across_rest
 
     async def start() -> Hooks:
         service = await asyncio.to_thread(stack.start, "webhooks", "services.webhooks", webhooks_env)
-        client = Hooks(service.target)
-        client.metadata = hooks.metadata
+        client = Hooks(service.target, hooks.client)
         return client
 
     async def accepted(count: int) -> None:

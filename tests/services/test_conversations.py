@@ -512,6 +512,7 @@ async def test_every_lookup_path_has_an_index(services, postgres_dsn):
     )
     for fragment in [
         "conversations USING btree (create_time DESC, conversation_id DESC)",
+        "conversations USING btree (owner_client_id, create_time DESC, conversation_id DESC)",  # a client's listing
         "UNIQUE INDEX conversations_by_platform_binding",
         "UNIQUE INDEX conversations_direct_pair",
         "conversation_members USING btree (user_id, conversation_id)",

@@ -299,6 +299,7 @@ async def test_every_lookup_path_has_an_index(users, postgres_dsn):
             postgres_dsn, "SELECT indexdef FROM pg_indexes WHERE tablename IN ('users', 'user_identities', 'user_requests')"
         )
     }
-    assert any("user_identities" in i and "(channel, external_id)" in i and "UNIQUE" in i for i in indexes)
+    # Identities are unique per client (the same number may be a user of two clients).
+    assert any("user_identities" in i and "(owner_client_id, channel, external_id)" in i and "UNIQUE" in i for i in indexes)
     assert any("user_identities" in i and "(user_id, link_time)" in i for i in indexes)
     assert any("user_requests" in i and "(request_id)" in i and "UNIQUE" in i for i in indexes)
