@@ -31,6 +31,12 @@ class ConversationServiceStub:
     Every RPC returns INVALID_ARGUMENT when a REQUIRED field is missing or malformed (request_id
     not a UUIDv4, unknown enum value) and UNAVAILABLE when its store cannot be reached;
     UNAVAILABLE is always safe to retry with the same request_id.
+
+    Callers: through the front door every call carries an API key with the scope its RPC names
+    (chat4all.auth.v1.required_scope): no valid key is 401 UNAUTHENTICATED, a key without the scope 403
+    PERMISSION_DENIED, a client over its rate limit 429 RESOURCE_EXHAUSTED. A client sees only
+    its own data: another client's conversation (or a member that
+    is another client's user) is NOT_FOUND, and ListConversations holds only the caller's.
     """
 
     def __init__(self, channel):
@@ -82,6 +88,12 @@ class ConversationServiceServicer:
     Every RPC returns INVALID_ARGUMENT when a REQUIRED field is missing or malformed (request_id
     not a UUIDv4, unknown enum value) and UNAVAILABLE when its store cannot be reached;
     UNAVAILABLE is always safe to retry with the same request_id.
+
+    Callers: through the front door every call carries an API key with the scope its RPC names
+    (chat4all.auth.v1.required_scope): no valid key is 401 UNAUTHENTICATED, a key without the scope 403
+    PERMISSION_DENIED, a client over its rate limit 429 RESOURCE_EXHAUSTED. A client sees only
+    its own data: another client's conversation (or a member that
+    is another client's user) is NOT_FOUND, and ListConversations holds only the caller's.
     """
 
     def CreateConversation(self, request, context):
@@ -231,6 +243,12 @@ class ConversationService:
     Every RPC returns INVALID_ARGUMENT when a REQUIRED field is missing or malformed (request_id
     not a UUIDv4, unknown enum value) and UNAVAILABLE when its store cannot be reached;
     UNAVAILABLE is always safe to retry with the same request_id.
+
+    Callers: through the front door every call carries an API key with the scope its RPC names
+    (chat4all.auth.v1.required_scope): no valid key is 401 UNAUTHENTICATED, a key without the scope 403
+    PERMISSION_DENIED, a client over its rate limit 429 RESOURCE_EXHAUSTED. A client sees only
+    its own data: another client's conversation (or a member that
+    is another client's user) is NOT_FOUND, and ListConversations holds only the caller's.
     """
 
     @staticmethod

@@ -35,6 +35,11 @@ class FileServiceStub:
     Every RPC returns INVALID_ARGUMENT when a REQUIRED field is missing or malformed (request_id
     not a UUIDv4) and UNAVAILABLE when the store or object storage cannot be reached; UNAVAILABLE
     is always safe to retry with the same request_id.
+
+    Callers: through the front door every call carries an API key with the scope its RPC names
+    (chat4all.auth.v1.required_scope): no valid key is 401 UNAUTHENTICATED, a key without the scope 403
+    PERMISSION_DENIED, a client over its rate limit 429 RESOURCE_EXHAUSTED. A client sees only
+    its own data: another client's file is NOT_FOUND.
     """
 
     def __init__(self, channel):
@@ -75,6 +80,11 @@ class FileServiceServicer:
     Every RPC returns INVALID_ARGUMENT when a REQUIRED field is missing or malformed (request_id
     not a UUIDv4) and UNAVAILABLE when the store or object storage cannot be reached; UNAVAILABLE
     is always safe to retry with the same request_id.
+
+    Callers: through the front door every call carries an API key with the scope its RPC names
+    (chat4all.auth.v1.required_scope): no valid key is 401 UNAUTHENTICATED, a key without the scope 403
+    PERMISSION_DENIED, a client over its rate limit 429 RESOURCE_EXHAUSTED. A client sees only
+    its own data: another client's file is NOT_FOUND.
     """
 
     def CreateUpload(self, request, context):
@@ -167,6 +177,11 @@ class FileService:
     Every RPC returns INVALID_ARGUMENT when a REQUIRED field is missing or malformed (request_id
     not a UUIDv4) and UNAVAILABLE when the store or object storage cannot be reached; UNAVAILABLE
     is always safe to retry with the same request_id.
+
+    Callers: through the front door every call carries an API key with the scope its RPC names
+    (chat4all.auth.v1.required_scope): no valid key is 401 UNAUTHENTICATED, a key without the scope 403
+    PERMISSION_DENIED, a client over its rate limit 429 RESOURCE_EXHAUSTED. A client sees only
+    its own data: another client's file is NOT_FOUND.
     """
 
     @staticmethod

@@ -31,6 +31,13 @@ class MessageServiceStub:
     Every RPC returns INVALID_ARGUMENT when a REQUIRED field is missing or malformed (request_id
     not a UUIDv4, unknown enum value) and UNAVAILABLE when a backing store or Kafka cannot be
     reached; UNAVAILABLE is always safe to retry with the same request_id.
+
+    Callers: through the front door every call carries an API key with the scope its RPC names
+    (chat4all.auth.v1.required_scope): no valid key is 401 UNAUTHENTICATED, a key without the scope 403
+    PERMISSION_DENIED, a client over its rate limit 429 RESOURCE_EXHAUSTED. A client sees only
+    its own data: a conversation, message, user or dead letter of
+    another client is NOT_FOUND, lists and streams hold only the caller's, and attachments must
+    be the caller's files.
     """
 
     def __init__(self, channel):
@@ -82,6 +89,13 @@ class MessageServiceServicer:
     Every RPC returns INVALID_ARGUMENT when a REQUIRED field is missing or malformed (request_id
     not a UUIDv4, unknown enum value) and UNAVAILABLE when a backing store or Kafka cannot be
     reached; UNAVAILABLE is always safe to retry with the same request_id.
+
+    Callers: through the front door every call carries an API key with the scope its RPC names
+    (chat4all.auth.v1.required_scope): no valid key is 401 UNAUTHENTICATED, a key without the scope 403
+    PERMISSION_DENIED, a client over its rate limit 429 RESOURCE_EXHAUSTED. A client sees only
+    its own data: a conversation, message, user or dead letter of
+    another client is NOT_FOUND, lists and streams hold only the caller's, and attachments must
+    be the caller's files.
     """
 
     def SendMessage(self, request, context):
@@ -247,6 +261,13 @@ class MessageService:
     Every RPC returns INVALID_ARGUMENT when a REQUIRED field is missing or malformed (request_id
     not a UUIDv4, unknown enum value) and UNAVAILABLE when a backing store or Kafka cannot be
     reached; UNAVAILABLE is always safe to retry with the same request_id.
+
+    Callers: through the front door every call carries an API key with the scope its RPC names
+    (chat4all.auth.v1.required_scope): no valid key is 401 UNAUTHENTICATED, a key without the scope 403
+    PERMISSION_DENIED, a client over its rate limit 429 RESOURCE_EXHAUSTED. A client sees only
+    its own data: a conversation, message, user or dead letter of
+    another client is NOT_FOUND, lists and streams hold only the caller's, and attachments must
+    be the caller's files.
     """
 
     @staticmethod

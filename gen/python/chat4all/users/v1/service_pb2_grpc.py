@@ -33,6 +33,13 @@ class UserServiceStub:
     not a UUIDv4, unknown enum value, CHANNEL_INTERNAL or CHANNEL_UNSPECIFIED for an identity) and
     UNAVAILABLE when its store cannot be reached; UNAVAILABLE is always safe to retry with the
     same request_id.
+
+    Callers: through the front door every call carries an API key with the scope its RPC names
+    (chat4all.auth.v1.required_scope): no valid key is 401 UNAUTHENTICATED, a key without the scope 403
+    PERMISSION_DENIED, a client over its rate limit 429 RESOURCE_EXHAUSTED. A client sees only
+    its own data: another client's user is NOT_FOUND, and
+    identities are per client (one platform account may be a user of two clients; ResolveIdentity
+    looks among the caller's users).
     """
 
     def __init__(self, channel):
@@ -81,6 +88,13 @@ class UserServiceServicer:
     not a UUIDv4, unknown enum value, CHANNEL_INTERNAL or CHANNEL_UNSPECIFIED for an identity) and
     UNAVAILABLE when its store cannot be reached; UNAVAILABLE is always safe to retry with the
     same request_id.
+
+    Callers: through the front door every call carries an API key with the scope its RPC names
+    (chat4all.auth.v1.required_scope): no valid key is 401 UNAUTHENTICATED, a key without the scope 403
+    PERMISSION_DENIED, a client over its rate limit 429 RESOURCE_EXHAUSTED. A client sees only
+    its own data: another client's user is NOT_FOUND, and
+    identities are per client (one platform account may be a user of two clients; ResolveIdentity
+    looks among the caller's users).
     """
 
     def CreateUser(self, request, context):
@@ -204,6 +218,13 @@ class UserService:
     not a UUIDv4, unknown enum value, CHANNEL_INTERNAL or CHANNEL_UNSPECIFIED for an identity) and
     UNAVAILABLE when its store cannot be reached; UNAVAILABLE is always safe to retry with the
     same request_id.
+
+    Callers: through the front door every call carries an API key with the scope its RPC names
+    (chat4all.auth.v1.required_scope): no valid key is 401 UNAUTHENTICATED, a key without the scope 403
+    PERMISSION_DENIED, a client over its rate limit 429 RESOURCE_EXHAUSTED. A client sees only
+    its own data: another client's user is NOT_FOUND, and
+    identities are per client (one platform account may be a user of two clients; ResolveIdentity
+    looks among the caller's users).
     """
 
     @staticmethod
