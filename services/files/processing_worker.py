@@ -24,7 +24,7 @@ import time
 
 import psycopg
 from chat4all.files.v1 import message_pb2
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
 from services.files import metrics, processing_queue
 from services.files.object_store import ObjectMissing, ObjectStore
@@ -33,11 +33,11 @@ from services.files.processing_queue import Claimed
 from services.files.scanning import ScanFailed
 from services.files.settings import FileSettings
 from services.files.store import PROCESSING_CHANNEL
+from services.runtime.claim_loop import STORE_ERRORS, ClaimLoop
 from services.runtime.errors import Unavailable
 
 log = logging.getLogger("chat4all.files.processing")
 
-_STORE_ERRORS = (psycopg.Error, PoolTimeout)
 _STATE_LABELS = {
     message_pb2.FILE_STATE_CLEAN: "clean", message_pb2.FILE_STATE_QUARANTINED: "quarantined", message_pb2.FILE_STATE_FAILED: "failed",
 }
@@ -52,38 +52,42 @@ def retry_delay(tries: int, base: float, cap: float) -> float:
 class ProcessingWorker:
     def __init__(self, pool: AsyncConnectionPool, objects: ObjectStore, processing: FileProcessing, settings: FileSettings) -> None:
         self.pool, self.objects, self.processing, self.settings = pool, objects, processing, settings
-        self._wake = asyncio.Event()
+        s = settings
+        self._claims: ClaimLoop[Claimed] = ClaimLoop(
+            what="processing queue", concurrency=s.processing_concurrency, poll_seconds=s.processing_poll_seconds,
+            claim=lambda n: processing_queue.claim(pool, n, s.processing_lease_seconds, s.processing_max_attempts),
+            seconds_until_due=lambda: processing_queue.seconds_until_due(pool),
+            handle=self._process, task_name=lambda item: f"processing {item.file.file_id}", log=log,
+            wake_when_done=True,
+        )
         self._listening = asyncio.Event()
-        self._in_flight: set[asyncio.Task] = set()
         self._tasks: list[asyncio.Task] = []
-        # Checked by the loops as well as cancelling them: a cancellation that lands while a
-        # query is being cancelled can be swallowed (Python 3.11).
-        self._stopping = False
 
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._listen(), name="files processing listener"))
         # Listening before the first claim: nothing completed from here on waits for the poll.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._listening.wait(), 10)
-        self._tasks.append(asyncio.create_task(self._run(), name="files processing"))
+        self._tasks.append(asyncio.create_task(self._claims.run(), name="files processing"))
 
     async def stop(self) -> None:
         """Claim nothing more; files being processed are given back (not counted as attempts)
         for another replica or the next start: a 2 GiB scan would outlast any shutdown grace."""
-        self._stopping = True
-        for task in [*self._tasks, *self._in_flight]:
+        self._claims.stopping = True
+        in_flight = list(self._claims.in_flight)
+        for task in [*self._tasks, *in_flight]:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._in_flight, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *in_flight, return_exceptions=True)
 
     async def _listen(self) -> None:
-        while not self._stopping:
+        while not self._claims.stopping:
             try:
                 async with await psycopg.AsyncConnection.connect(self.settings.postgres_dsn, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {PROCESSING_CHANNEL}")
                     self._listening.set()
-                    self._wake.set()  # catch up with what completed while nobody listened
+                    self._claims.wake.set()  # catch up with what completed while nobody listened
                     async for _ in conn.notifies():
-                        self._wake.set()
+                        self._claims.wake.set()
             except psycopg.Error as error:
                 log.warning("not listening for completed uploads; polling until back", extra={"error": str(error)})
             except Exception:  # noqa: BLE001 - the poll keeps working; listen again
@@ -91,40 +95,6 @@ class ProcessingWorker:
             finally:
                 self._listening.clear()
             await asyncio.sleep(1)
-
-    async def _run(self) -> None:
-        s = self.settings
-        while not self._stopping:
-            self._wake.clear()
-            free = s.processing_concurrency - len(self._in_flight)
-            claimed: list[Claimed] = []
-            wait = s.processing_poll_seconds
-            try:
-                if free > 0:
-                    claimed = await processing_queue.claim(
-                        self.pool, free, s.processing_lease_seconds, s.processing_max_attempts
-                    )
-                if 0 < len(claimed) == free:
-                    wait = 0.0  # probably more due; a finished file wakes us anyway
-                elif free > 0:
-                    due = await processing_queue.seconds_until_due(self.pool)
-                    if due is not None:
-                        wait = min(wait, max(due, 0.0))
-            except _STORE_ERRORS as error:
-                log.warning("cannot read the processing queue", extra={"error": str(error)})
-            except Exception:  # noqa: BLE001 - a bug must not stop all processing for good
-                log.exception("processing loop failed; going on")
-            for item in claimed:
-                task = asyncio.create_task(self._process(item), name=f"processing {item.file.file_id}")
-                self._in_flight.add(task)
-                task.add_done_callback(self._done)
-            if wait > 0 or free <= 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait if free > 0 else None)
-
-    def _done(self, task: asyncio.Task) -> None:
-        self._in_flight.discard(task)
-        self._wake.set()  # a slot is free
 
     async def _process(self, item: Claimed) -> None:
         file_id, about = item.file.file_id, {"file_id": str(item.file.file_id), "try": item.tries}
@@ -193,5 +163,5 @@ class ProcessingWorker:
                     log.warning("processing lease lost; stopping", extra={"file_id": str(item.file.file_id)})
                     processing.cancel()
                     return
-            except _STORE_ERRORS as error:
+            except STORE_ERRORS as error:
                 log.warning("cannot renew a processing lease", extra={"file_id": str(item.file.file_id), "error": str(error)})

@@ -13,9 +13,9 @@ import contextlib
 import logging
 
 import aiohttp
-import psycopg
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
+from services.runtime.claim_loop import ClaimLoop
 from services.webhooks import delivery_queue, metrics, sender
 from services.webhooks.backoff import retry_delay
 from services.webhooks.delivery_queue import DEAD_LETTERED, DELIVERED, PENDING, Attempt, Outcome
@@ -23,67 +23,40 @@ from services.webhooks.settings import WebhookSettings
 
 log = logging.getLogger("chat4all.webhooks.dispatcher")
 
-_STORE_ERRORS = (psycopg.Error, PoolTimeout)
-
 
 class Dispatcher:
     def __init__(self, pool: AsyncConnectionPool, session: aiohttp.ClientSession, settings: WebhookSettings) -> None:
         self.pool, self.session, self.settings = pool, session, settings
-        self._wake = asyncio.Event()
-        self._in_flight: set[asyncio.Task] = set()
+        s = settings
+        self._claims: ClaimLoop[Attempt] = ClaimLoop(
+            what="delivery queue", concurrency=s.delivery_concurrency, poll_seconds=s.delivery_poll_seconds,
+            claim=lambda n: delivery_queue.claim_due(pool, n, s.delivery_lease_seconds, s.delivery_max_attempts),
+            seconds_until_due=lambda: delivery_queue.seconds_until_due(pool),
+            handle=self._attempt, task_name=lambda attempt: f"webhook delivery {attempt.delivery_id}", log=log,
+        )
         self._loop: asyncio.Task | None = None
-        # Checked by the loop as well as cancelling it: a cancellation that lands while a query
-        # is being cancelled, or as a wait_for times out, can be swallowed (Python 3.11).
-        self._stopping = False
 
     def wake(self) -> None:
-        self._wake.set()
+        self._claims.wake.set()
 
     async def start(self) -> None:
-        self._loop = asyncio.create_task(self._run(), name="webhook dispatcher")
+        self._loop = asyncio.create_task(self._claims.run(), name="webhook dispatcher")
 
     async def stop(self) -> None:
         """Claim nothing more and let the attempts in flight finish (their outcome is recorded);
         one that outlasts a POST's timeout is cut short and made again after its lease."""
-        self._stopping = True
-        self._wake.set()
+        self._claims.stopping = True
+        self._claims.wake.set()
         if self._loop is not None:
             self._loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop
-        if self._in_flight:
-            await asyncio.wait(self._in_flight, timeout=self.settings.delivery_timeout_seconds + 1)
-        for task in self._in_flight:
+        in_flight = list(self._claims.in_flight)
+        if in_flight:
+            await asyncio.wait(in_flight, timeout=self.settings.delivery_timeout_seconds + 1)
+        for task in in_flight:
             task.cancel()
-        await asyncio.gather(*self._in_flight, return_exceptions=True)
-
-    async def _run(self) -> None:
-        s = self.settings
-        while not self._stopping:
-            self._wake.clear()
-            free = s.delivery_concurrency - len(self._in_flight)
-            claimed: list[Attempt] = []
-            wait = s.delivery_poll_seconds
-            try:
-                if free > 0:
-                    claimed = await delivery_queue.claim_due(self.pool, free, s.delivery_lease_seconds, s.delivery_max_attempts)
-                if 0 < len(claimed) == free:
-                    wait = 0.0  # probably more due; a finished attempt wakes us anyway
-                elif free > 0:
-                    due = await delivery_queue.seconds_until_due(self.pool)
-                    if due is not None:
-                        wait = min(wait, max(due, 0.0))
-            except _STORE_ERRORS as error:
-                log.warning("cannot read the delivery queue", extra={"error": str(error)})
-            except Exception:  # noqa: BLE001 - a bug must not stop every delivery for good
-                log.exception("dispatcher loop failed; going on")
-            for attempt in claimed:
-                task = asyncio.create_task(self._attempt(attempt), name=f"webhook delivery {attempt.delivery_id}")
-                self._in_flight.add(task)
-                task.add_done_callback(self._in_flight.discard)
-            if wait > 0 or free <= 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait if free > 0 else None)
+        await asyncio.gather(*in_flight, return_exceptions=True)
 
     async def _attempt(self, attempt: Attempt) -> None:
         s = self.settings
